@@ -1,0 +1,218 @@
+//! The roles: each is a function `run_x(config, shutdown)` so tests can start
+//! any of them on port 0.
+
+use std::{sync::Arc, time::Instant};
+
+use anyhow::Context;
+use axum::{
+    middleware,
+    response::Html,
+    routing::{get, post, put},
+    Router,
+};
+use commands::EventStore;
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    auth::TokenVerifier,
+    config::Config,
+    metrics::{self, Metrics},
+    openapi,
+    routes::{health, terminals},
+    state::AppState,
+};
+
+/// The migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Connects to Postgres.
+pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(&config.database_url)
+        .await
+        .with_context(|| "cannot connect to Postgres (CHARGELEDGER_DATABASE_URL)")
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("migrations failed")
+}
+
+/// The HTTP router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/terminals",
+            post(terminals::register).get(terminals::list),
+        )
+        .route("/v1/terminals/stats", get(terminals::stats))
+        .route("/v1/terminals/{id}", get(terminals::get))
+        .route(
+            "/v1/terminals/{id}/health-events",
+            post(terminals::report_health),
+        )
+        .route("/v1/terminals/{id}/status", put(terminals::update_status))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/health/detailed", get(health::detailed))
+        .route("/metrics", get(health::metrics))
+        .route(
+            "/openapi.json",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    openapi::json(),
+                )
+            }),
+        )
+        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+const DOCS_PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>chargeledger API</title></head>
+<body><script id="api-reference" data-url="/openapi.json"></script>
+<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+<noscript>The machine-readable description is at <a href="/openapi.json">/openapi.json</a>.</noscript></body></html>"#;
+
+/// Builds the shared state.
+pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
+    let verifier = TokenVerifier::new(&config)
+        .context("CHARGELEDGER_JWT_PUBLIC_KEY_FILE is not an RSA public key")?;
+    Ok(AppState {
+        store: EventStore::new(pool.clone()),
+        pool,
+        verifier,
+        metrics: Arc::new(Metrics::new().context("metrics registry")?),
+        config: Arc::new(config),
+        started: Instant::now(),
+    })
+}
+
+/// A bound HTTP server, ready to run.
+#[derive(Debug)]
+pub struct Bound {
+    /// Where it listens (the real port when configured with port 0).
+    pub addr: std::net::SocketAddr,
+    listener: TcpListener,
+    router: Router,
+}
+
+/// Binds the API to its address.
+pub async fn bind_api(state: AppState) -> anyhow::Result<Bound> {
+    let listener = TcpListener::bind(state.config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", state.config.http_addr))?;
+    Ok(Bound {
+        addr: listener.local_addr()?,
+        listener,
+        router: router(state),
+    })
+}
+
+impl Bound {
+    /// Serves until shutdown.
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Background tasks of the log: cross-process wake-ups.
+pub fn spawn_signals(tasks: &mut JoinSet<()>, store: &EventStore, shutdown: &CancellationToken) {
+    let instance = Uuid::new_v4();
+    tasks.spawn(commands::announce::run_announcer(
+        store.clone(),
+        instance,
+        shutdown.clone(),
+    ));
+    tasks.spawn(commands::announce::run_listener(
+        store.clone(),
+        instance,
+        shutdown.clone(),
+    ));
+}
+
+/// Starts every projector and the sealer.
+pub fn spawn_projectors(
+    tasks: &mut JoinSet<()>,
+    store: &EventStore,
+    config: &Config,
+    shutdown: &CancellationToken,
+) {
+    for projector in projections::all() {
+        tasks.spawn(projections::runtime::run(
+            store.clone(),
+            projector,
+            shutdown.clone(),
+        ));
+    }
+    let (store, interval, shutdown) = (store.clone(), config.seal_interval, shutdown.clone());
+    tasks.spawn(async move {
+        loop {
+            if let Err(error) = commands::seal::seal_all(&store).await {
+                tracing::warn!(%error, "sealing failed; will retry");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+/// `chargeledger api`: the HTTP API only.
+pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    let state = state(config, pool)?;
+    let mut tasks = JoinSet::new();
+    spawn_signals(&mut tasks, &state.store, &shutdown);
+    let bound = bind_api(state).await?;
+    tracing::info!(addr = %bound.addr, "API listening");
+    bound.serve(shutdown).await?;
+    tasks.shutdown().await;
+    Ok(())
+}
+
+/// `chargeledger project`: projectors and the sealer only.
+pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    let store = EventStore::new(pool);
+    let mut tasks = JoinSet::new();
+    spawn_signals(&mut tasks, &store, &shutdown);
+    spawn_projectors(&mut tasks, &store, &config, &shutdown);
+    tracing::info!("projectors running");
+    shutdown.cancelled().await;
+    tasks.shutdown().await;
+    Ok(())
+}
+
+/// `chargeledger serve`: migrate, then every role in one process.
+pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    migrate(&pool).await?;
+    if config.jwt_secret_is_default {
+        tracing::warn!("CHARGELEDGER_JWT_SECRET is not set: using the development secret; never do this in production");
+    }
+    let state = state(config, pool)?;
+    let mut tasks = JoinSet::new();
+    spawn_signals(&mut tasks, &state.store, &shutdown);
+    spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
+    let bound = bind_api(state).await?;
+    tracing::info!(addr = %bound.addr, "chargeledger serving (api, projectors, sealer)");
+    bound.serve(shutdown).await?;
+    tasks.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! The chargeledger HTTP API and the composition root of the `chargeledger` binary.
+
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod state;

@@ -1,0 +1,183 @@
+//! The five health endpoints of seed 002.
+
+use std::time::{Duration, Instant};
+
+use axum::{extract::State, http::header, response::IntoResponse, Json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{error::ApiError, state::AppState};
+
+/// A simple status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthStatus {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// Status of one projector.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectorHealth {
+    /// Projector name.
+    pub name: String,
+    /// Last applied global position.
+    pub checkpoint: i64,
+    /// Events in the log not yet applied.
+    pub lag_events: i64,
+}
+
+/// One dependency's status.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentHealth {
+    /// `up` or `down`.
+    pub status: &'static str,
+    /// Round-trip time of the check.
+    pub latency_ms: Option<u64>,
+    /// Error, when down.
+    pub error: Option<String>,
+}
+
+/// Detailed health.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailedHealth {
+    /// `ok` when every component is up, else `degraded`.
+    pub status: &'static str,
+    /// Build version.
+    pub version: &'static str,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Postgres (event log and read models).
+    pub postgres: ComponentHealth,
+    /// Last readable global position of the log.
+    pub log_head_position: Option<i64>,
+    /// Projectors with their lag.
+    pub projectors: Vec<ProjectorHealth>,
+}
+
+/// Basic health check: the process answers.
+#[utoipa::path(get, path = "/health", tag = "Health", responses((status = 200, body = HealthStatus)))]
+pub async fn health() -> Json<HealthStatus> {
+    Json(HealthStatus { status: "ok" })
+}
+
+/// Liveness probe (K8s): the process is not wedged.
+#[utoipa::path(get, path = "/health/live", tag = "Health", responses((status = 200, body = HealthStatus)))]
+pub async fn live() -> Json<HealthStatus> {
+    Json(HealthStatus { status: "ok" })
+}
+
+async fn ping(state: &AppState) -> ComponentHealth {
+    let started = Instant::now();
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await
+    {
+        Ok(Ok(_)) => ComponentHealth {
+            status: "up",
+            latency_ms: Some(started.elapsed().as_millis() as u64),
+            error: None,
+        },
+        Ok(Err(e)) => ComponentHealth {
+            status: "down",
+            latency_ms: None,
+            error: Some(e.to_string()),
+        },
+        Err(_) => ComponentHealth {
+            status: "down",
+            latency_ms: None,
+            error: Some("timed out after 2 s".into()),
+        },
+    }
+}
+
+/// Readiness probe (K8s): Postgres answers. 503 when it does not.
+#[utoipa::path(get, path = "/health/ready", tag = "Health", responses(
+    (status = 200, body = HealthStatus),
+    (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
+    let pg = ping(&state).await;
+    match pg.error {
+        None => Ok(Json(HealthStatus { status: "ok" })),
+        Some(e) => Err(ApiError::Unavailable(format!(
+            "postgres is unreachable: {e}"
+        ))),
+    }
+}
+
+/// Refreshes the projector gauges and returns the projectors' health.
+pub async fn projector_health(state: &AppState) -> Result<Vec<ProjectorHealth>, ApiError> {
+    let mut out = Vec::new();
+    for projector in projections::all() {
+        let checkpoint = projections::runtime::checkpoint(&state.pool, projector.name()).await?;
+        let lag = state
+            .store
+            .count_after(checkpoint, 1_000_000)
+            .await
+            .map_err(ApiError::internal)?;
+        state
+            .metrics
+            .projector_lag
+            .with_label_values(&[projector.name()])
+            .set(lag);
+        state
+            .metrics
+            .projector_checkpoint
+            .with_label_values(&[projector.name()])
+            .set(checkpoint);
+        out.push(ProjectorHealth {
+            name: projector.name().into(),
+            checkpoint,
+            lag_events: lag,
+        });
+    }
+    Ok(out)
+}
+
+/// Detailed health: per-component status, projector lag and version.
+#[utoipa::path(get, path = "/health/detailed", tag = "Health", responses(
+    (status = 200, body = DetailedHealth), (status = 503, body = DetailedHealth)))]
+pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
+    let postgres = ping(&state).await;
+    let up = postgres.error.is_none();
+    let projectors = if up {
+        projector_health(&state).await.unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let head = if up {
+        state.store.head_position().await.ok()
+    } else {
+        None
+    };
+    let body = DetailedHealth {
+        status: if up { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        postgres,
+        log_head_position: head,
+        projectors,
+    };
+    let status = if up {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "Health", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Err(error) = projector_health(&state).await {
+        tracing::warn!(%error, "projector lag unavailable for metrics");
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,93 @@
+//! HTTP routes, one module per seed section.
+
+pub mod health;
+pub mod terminals;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{auth::Caller, error::ApiError, state::AppState};
+
+/// A command's HTTP answer, as stored for idempotent replay.
+#[derive(Debug)]
+pub struct Stored {
+    /// Status.
+    pub status: StatusCode,
+    /// `Location`, for creations.
+    pub location: Option<String>,
+    /// JSON body.
+    pub body: Value,
+}
+
+impl IntoResponse for Stored {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
+/// Runs a command handler under an optional `Idempotency-Key`: a repeat with the
+/// same request gets the stored response (`Idempotent-Replayed: true`), a repeat
+/// with another request gets 422. Failures are not stored, so they can be retried.
+pub async fn idempotent<F>(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<&str>,
+    fingerprint: &[u8],
+    run: F,
+) -> Result<Response, ApiError>
+where
+    F: std::future::Future<Output = Result<Stored, ApiError>>,
+{
+    let Some(key) = key else {
+        return Ok(run.await?.into_response());
+    };
+    let lookup = || async {
+        sqlx::query("SELECT request_hash, status, location, body FROM idempotent_responses WHERE company_id = $1 AND key = $2")
+            .bind(caller.company_id)
+            .bind(key)
+            .fetch_optional(&state.pool)
+            .await
+    };
+    if let Some(row) = lookup().await? {
+        let hash: Vec<u8> = row.try_get("request_hash")?;
+        if hash != fingerprint {
+            return Err(ApiError::IdempotencyMismatch(format!(
+                "Idempotency-Key {key:?} was already used with a different request"
+            )));
+        }
+        let status: i16 = row.try_get("status")?;
+        let stored = Stored {
+            status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+            location: row.try_get("location")?,
+            body: row.try_get("body")?,
+        };
+        let mut response = stored.into_response();
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return Ok(response);
+    }
+    let stored = run.await?;
+    sqlx::query(
+        "INSERT INTO idempotent_responses (company_id, key, request_hash, status, location, body) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (company_id, key) DO NOTHING",
+    )
+    .bind(caller.company_id)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(stored.status.as_u16() as i16)
+    .bind(&stored.location)
+    .bind(&stored.body)
+    .execute(&state.pool)
+    .await?;
+    Ok(stored.into_response())
+}

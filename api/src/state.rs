@@ -1,0 +1,25 @@
+//! Shared state of the HTTP handlers.
+
+use std::{sync::Arc, time::Instant};
+
+use commands::EventStore;
+use sqlx::PgPool;
+
+use crate::{auth::TokenVerifier, config::Config, metrics::Metrics};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Pool for read-model queries.
+    pub pool: PgPool,
+    /// The event log.
+    pub store: EventStore,
+    /// Token verification.
+    pub verifier: TokenVerifier,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Process start, for uptime.
+    pub started: Instant,
+}

@@ -1,0 +1,21 @@
+//! The write side of chargeledger.
+//!
+//! - [`store`]: the Postgres event log (append-only, optimistic concurrency,
+//!   per-stream hash chain, gap-free global reading below the xid watermark);
+//! - [`handler`]: load → decide → append, with retries and idempotent command ids;
+//! - [`seal`] and [`audit`]: Merkle seals over position ranges, and verification;
+//! - [`announce`]: cross-process wake-ups after commit;
+//! - one module per aggregate with its command handlers ([`terminals`]).
+
+pub mod announce;
+pub mod audit;
+pub mod handler;
+pub mod hashing;
+pub mod seal;
+pub mod store;
+pub mod terminals;
+
+pub use handler::{CommandContext, CommandError, Executed};
+pub use store::{
+    EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
+};

@@ -1,0 +1,664 @@
+//! The Postgres event log: append with optimistic concurrency, read by stream,
+//! and read everything in global order without ever skipping an event.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{postgres::PgRow, PgPool, Postgres, Row, Transaction};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::hashing::{event_hash, Hash, HashedFields, ZERO_HASH};
+
+/// Postgres channel on which appends are announced (after commit, coalesced).
+pub const EVENTS_CHANNEL: &str = "chargeledger_events";
+
+/// Most events one transaction may append: the low 16 bits of a position.
+pub const MAX_EVENTS_PER_TRANSACTION: usize = 1 << 16;
+
+/// Reads only below this expression: every transaction with a smaller id has ended.
+const WATERMARK: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)";
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else appended to the stream first; reload and decide again.
+    #[error("stream {stream_id} was changed concurrently (expected version {expected})")]
+    Conflict {
+        /// The stream.
+        stream_id: String,
+        /// The version the writer expected.
+        expected: i64,
+    },
+    /// This command id was already recorded for the company.
+    #[error("command {0} was already executed")]
+    DuplicateCommand(String),
+    /// More events than fit in one transaction.
+    #[error("a transaction may append at most {MAX_EVENTS_PER_TRANSACTION} events")]
+    TooManyEvents,
+    /// Anything the database said.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a writer expects the stream's version to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist.
+    NoStream,
+    /// The stream's last version must be exactly this (0 means no stream).
+    Exact(i64),
+    /// Append at the end, whatever it is (still safe: the unique key catches races).
+    Any,
+}
+
+/// Who and what caused an event. Stored as JSON on every event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// Owning company (absent only for platform events such as seals).
+    pub company_id: Option<Uuid>,
+    /// The request or conversation this belongs to.
+    pub correlation_id: Uuid,
+    /// The event or message that caused this one.
+    pub causation_id: Option<Uuid>,
+    /// Who: `user:<sub>`, `api-key:<id>`, `charger:<id>`, `system:<role>`.
+    pub actor: String,
+    /// The command id (Idempotency-Key, OCPP message id).
+    pub command_id: Option<String>,
+}
+
+impl Metadata {
+    /// Metadata of an event the platform itself writes.
+    pub fn system(role: &str) -> Self {
+        Self {
+            company_id: None,
+            correlation_id: Uuid::new_v4(),
+            causation_id: None,
+            actor: format!("system:{role}"),
+            command_id: None,
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Its id (uuid v7 by default: time-ordered).
+    pub event_id: Uuid,
+    /// Type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: i32,
+    /// Payload.
+    pub payload: Value,
+}
+
+impl NewEvent {
+    /// From a domain event.
+    pub fn from_domain<E: domain::DomainEvent>(event: &E) -> Self {
+        let (event_type, version, payload) = event.to_record();
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            schema_version: version as i32,
+            payload,
+        }
+    }
+}
+
+/// Events to append to one stream.
+#[derive(Debug, Clone)]
+pub struct StreamWrite {
+    /// Target stream.
+    pub stream_id: String,
+    /// Concurrency expectation.
+    pub expected: ExpectedVersion,
+    /// Hash of the event at the expected version, when the caller has it from
+    /// loading the stream; otherwise it is read inside the transaction.
+    pub prev_hash: Option<Hash>,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+    /// Metadata shared by these events.
+    pub metadata: Metadata,
+}
+
+/// A command to record with the events, for idempotency.
+#[derive(Debug, Clone)]
+pub struct CommandRecord {
+    /// Owning company.
+    pub company_id: Uuid,
+    /// The id.
+    pub command_id: String,
+    /// Kind of command.
+    pub command_type: String,
+    /// Hash of the request, to tell a replay from a different request with the same id.
+    pub request_hash: Vec<u8>,
+    /// What to answer when the command is repeated.
+    pub outcome: Value,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Global position (log order).
+    pub position: i64,
+    /// Stream.
+    pub stream_id: String,
+    /// Version within the stream.
+    pub stream_version: i64,
+    /// Id.
+    pub event_id: Uuid,
+    /// Type.
+    pub event_type: String,
+    /// Schema version.
+    pub schema_version: i32,
+    /// Payload.
+    pub payload: Value,
+    /// Metadata.
+    pub metadata: Value,
+    /// When it was appended.
+    pub recorded_at: DateTime<Utc>,
+    /// Hash of the previous event of the stream.
+    pub prev_hash: Vec<u8>,
+    /// This event's hash.
+    pub hash: Vec<u8>,
+}
+
+impl RecordedEvent {
+    /// The company in the metadata.
+    pub fn company_id(&self) -> Option<Uuid> {
+        self.metadata
+            .get("companyId")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+    }
+
+    /// The stream category (`terminal` of `terminal-EVSE-001`).
+    pub fn category(&self) -> &str {
+        self.stream_id
+            .split_once('-')
+            .map_or(self.stream_id.as_str(), |(c, _)| c)
+    }
+
+    /// Decodes the payload into a domain event, upcasting old versions.
+    pub fn decode<E: domain::DomainEvent>(&self) -> Result<E, domain::EventDecodeError> {
+        E::from_record(
+            &self.event_type,
+            self.schema_version as u32,
+            self.payload.clone(),
+        )
+    }
+
+    /// The hash as an array (stored hashes are always 32 bytes, by constraint).
+    pub fn hash_array(&self) -> Hash {
+        self.hash.as_slice().try_into().unwrap_or(ZERO_HASH)
+    }
+
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            position: row.try_get("position")?,
+            stream_id: row.try_get("stream_id")?,
+            stream_version: row.try_get("stream_version")?,
+            event_id: row.try_get("event_id")?,
+            event_type: row.try_get("event_type")?,
+            schema_version: row.try_get("schema_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+}
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "position, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash";
+
+/// The event log.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    signals: Arc<Signals>,
+}
+
+/// In-process signals about appends.
+#[derive(Debug)]
+struct Signals {
+    /// Commits made by this process (the announcer tells other processes of them).
+    local_commits: watch::Sender<u64>,
+    /// Any append this process learned of, local or announced by another process.
+    wakeups: watch::Sender<u64>,
+}
+
+impl Signals {
+    fn committed(&self) {
+        self.local_commits.send_modify(|n| *n = n.wrapping_add(1));
+        self.wakeups.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl EventStore {
+    /// A log on this pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            signals: Arc::new(Signals {
+                local_commits: watch::Sender::new(0),
+                wakeups: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Changes whenever this process learns of an append (its own commits and
+    /// those other processes announce); a receiver never misses a change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.signals.wakeups.subscribe()
+    }
+
+    /// Changes on this process's own commits only (what the announcer relays).
+    pub fn subscribe_local_commits(&self) -> watch::Receiver<u64> {
+        self.signals.local_commits.subscribe()
+    }
+
+    /// Wakes local readers because another process appended.
+    pub fn wake_readers(&self) {
+        self.signals.wakeups.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Starts a transaction in which several appends can be made atomically.
+    pub async fn begin(&self) -> Result<LogTransaction, StoreError> {
+        Ok(LogTransaction {
+            tx: self.pool.begin().await?,
+            next_index: 0,
+            signals: self.signals.clone(),
+        })
+    }
+
+    /// Appends to one or more streams atomically, with an optional command record.
+    ///
+    /// One stream whose predecessor hash is known goes out as a single
+    /// autocommit statement (one round trip); anything else uses a transaction.
+    pub async fn append(
+        &self,
+        writes: &[StreamWrite],
+        command: Option<&CommandRecord>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let [write] = writes {
+            if let Some((last_version, prev_hash)) = known_predecessor(write) {
+                if !write.events.is_empty() {
+                    let recorded =
+                        insert_events(&self.pool, write, last_version, prev_hash, 0, command)
+                            .await?;
+                    self.signals.committed();
+                    return Ok(recorded);
+                }
+            }
+        }
+        let mut tx = self.begin().await?;
+        if let Some(command) = command {
+            tx.record_command(command).await?;
+        }
+        let mut recorded = Vec::new();
+        for write in writes {
+            recorded.extend(tx.append(write).await?);
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Every event of a stream, in version order.
+    pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(RecordedEvent::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` events after `after` in global order, only below the
+    /// watermark, so that nothing can later appear behind what was returned.
+    pub async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 AND position < {WATERMARK} ORDER BY position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(RecordedEvent::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Whether committed events exist after `after` that the watermark still holds
+    /// back (an older transaction is open): readers then poll briefly instead of
+    /// waiting for a notification.
+    pub async fn held_back_after(&self, after: i64) -> Result<bool, StoreError> {
+        let held: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE position > $1)")
+                .bind(after)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(held)
+    }
+
+    /// The last readable position (0 for an empty log).
+    pub async fn head_position(&self) -> Result<i64, StoreError> {
+        let sql =
+            format!("SELECT COALESCE(MAX(position), 0) FROM events WHERE position < {WATERMARK}");
+        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+    }
+
+    /// Events readable after `after`, counted up to `cap`.
+    pub async fn count_after(&self, after: i64, cap: i64) -> Result<i64, StoreError> {
+        let sql = format!("SELECT count(*) FROM (SELECT 1 FROM events WHERE position > $1 AND position < {WATERMARK} LIMIT $2) t");
+        Ok(sqlx::query_scalar(&sql)
+            .bind(after)
+            .bind(cap)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The stored outcome of a command, with its request hash.
+    pub async fn find_command(
+        &self,
+        company_id: Uuid,
+        command_id: &str,
+    ) -> Result<Option<(Vec<u8>, Value)>, StoreError> {
+        let row = sqlx::query("SELECT request_hash, outcome FROM command_log WHERE company_id = $1 AND command_id = $2")
+            .bind(company_id)
+            .bind(command_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get("request_hash")?, row.try_get("outcome")?)),
+            None => None,
+        })
+    }
+}
+
+/// A database transaction that appends to the log. Events appended in it get
+/// consecutive positions after the transaction id; nothing is visible until commit.
+#[derive(Debug)]
+pub struct LogTransaction {
+    tx: Transaction<'static, Postgres>,
+    next_index: usize,
+    signals: Arc<Signals>,
+}
+
+impl LogTransaction {
+    /// The underlying transaction, for writes that must commit with the events.
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    /// Records a command id; fails with [`StoreError::DuplicateCommand`] when it exists.
+    pub async fn record_command(&mut self, command: &CommandRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO command_log (company_id, command_id, command_type, request_hash, outcome) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(command.company_id)
+        .bind(&command.command_id)
+        .bind(&command.command_type)
+        .bind(&command.request_hash)
+        .bind(&command.outcome)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some("command_log_pkey") => {
+                StoreError::DuplicateCommand(command.command_id.clone())
+            }
+            _ => StoreError::Database(e),
+        })?;
+        Ok(())
+    }
+
+    /// Appends one stream's events with its concurrency check.
+    pub async fn append(&mut self, write: &StreamWrite) -> Result<Vec<RecordedEvent>, StoreError> {
+        if write.events.is_empty() {
+            return Ok(vec![]);
+        }
+        if self.next_index + write.events.len() > MAX_EVENTS_PER_TRANSACTION {
+            return Err(StoreError::TooManyEvents);
+        }
+        let (last_version, prev_hash) = self.resolve_expected(write).await?;
+        let recorded = insert_events(
+            &mut *self.tx,
+            write,
+            last_version,
+            prev_hash,
+            self.next_index,
+            None,
+        )
+        .await?;
+        self.next_index += write.events.len();
+        Ok(recorded)
+    }
+
+    /// The version to append after and the hash to chain to.
+    async fn resolve_expected(&mut self, write: &StreamWrite) -> Result<(i64, Hash), StoreError> {
+        if let Some(known) = known_predecessor(write) {
+            return Ok(known);
+        }
+        let exact = match write.expected {
+            ExpectedVersion::Exact(v) => Some(v),
+            _ => None,
+        };
+        let row = match exact {
+            Some(v) => sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 AND stream_version = $2")
+                .bind(&write.stream_id)
+                .bind(v)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+            None => sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
+                .bind(&write.stream_id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        };
+        match row {
+            Some(row) => {
+                let hash: Vec<u8> = row.try_get("hash")?;
+                Ok((
+                    row.try_get("stream_version")?,
+                    hash.as_slice().try_into().unwrap_or(ZERO_HASH),
+                ))
+            }
+            None if exact.is_none() => Ok((0, ZERO_HASH)),
+            None => Err(StoreError::Conflict {
+                stream_id: write.stream_id.clone(),
+                expected: exact.unwrap_or(0),
+            }),
+        }
+    }
+
+    /// Commits, then wakes local readers and announces the append to other processes.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let appended = self.next_index > 0;
+        self.tx.commit().await?;
+        if appended {
+            self.signals.committed();
+        }
+        Ok(())
+    }
+
+    /// Abandons everything appended in this transaction.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// The version and hash to append after, when known without asking the database.
+fn known_predecessor(write: &StreamWrite) -> Option<(i64, Hash)> {
+    match (write.expected, write.prev_hash) {
+        (ExpectedVersion::NoStream | ExpectedVersion::Exact(0), _) => Some((0, ZERO_HASH)),
+        (ExpectedVersion::Exact(v), Some(hash)) => Some((v, hash)),
+        _ => None,
+    }
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, \
+                                 payload, metadata, recorded_at, prev_hash, hash) \
+     SELECT (pg_current_xact_id()::text::bigint << 16) + t.idx, $1, t.version, t.event_id, t.event_type, \
+            t.schema_version, t.payload, $2, $3, t.prev_hash, t.hash \
+     FROM UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
+          AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
+     RETURNING position, stream_version";
+
+const INSERT_EVENTS_WITH_COMMAND: &str = "WITH command AS ( \
+       INSERT INTO command_log (company_id, command_id, command_type, request_hash, outcome) \
+       VALUES ($12, $13, $14, $15, $16)) \
+     INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, \
+                         payload, metadata, recorded_at, prev_hash, hash) \
+     SELECT (pg_current_xact_id()::text::bigint << 16) + t.idx, $1, t.version, t.event_id, t.event_type, \
+            t.schema_version, t.payload, $2, $3, t.prev_hash, t.hash \
+     FROM UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
+          AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
+     RETURNING position, stream_version";
+
+fn map_insert_error(
+    e: sqlx::Error,
+    write: &StreamWrite,
+    last_version: i64,
+    command: Option<&CommandRecord>,
+) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key") => {
+            StoreError::Conflict {
+                stream_id: write.stream_id.clone(),
+                expected: last_version,
+            }
+        }
+        sqlx::Error::Database(db) if db.constraint() == Some("command_log_pkey") => {
+            StoreError::DuplicateCommand(command.map(|c| c.command_id.clone()).unwrap_or_default())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+/// Hashes and inserts one stream's events in one statement (with the command
+/// record, when given). `base_index` is the number of events the transaction
+/// already appended: positions inside one transaction must differ.
+async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    write: &StreamWrite,
+    last_version: i64,
+    prev_hash: Hash,
+    base_index: usize,
+    command: Option<&CommandRecord>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if base_index + write.events.len() > MAX_EVENTS_PER_TRANSACTION {
+        return Err(StoreError::TooManyEvents);
+    }
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    let metadata = serde_json::to_value(&write.metadata).unwrap_or(Value::Null);
+    let mut recorded = Vec::with_capacity(write.events.len());
+    let mut prev = prev_hash;
+    for (i, event) in write.events.iter().enumerate() {
+        let version = last_version + 1 + i as i64;
+        let hash = event_hash(
+            &prev,
+            &HashedFields {
+                stream_id: &write.stream_id,
+                stream_version: version,
+                event_id: event.event_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                metadata: &metadata,
+                recorded_at,
+            },
+        );
+        recorded.push(RecordedEvent {
+            position: (base_index + i) as i64, // index for now; the database answers with the position
+            stream_id: write.stream_id.clone(),
+            stream_version: version,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            payload: event.payload.clone(),
+            metadata: metadata.clone(),
+            recorded_at,
+            prev_hash: prev.to_vec(),
+            hash: hash.to_vec(),
+        });
+        prev = hash;
+    }
+    let query = sqlx::query(if command.is_some() {
+        INSERT_EVENTS_WITH_COMMAND
+    } else {
+        INSERT_EVENTS
+    })
+    .bind(&write.stream_id)
+    .bind(&metadata)
+    .bind(recorded_at)
+    .bind(recorded.iter().map(|r| r.position).collect::<Vec<_>>())
+    .bind(
+        recorded
+            .iter()
+            .map(|r| r.stream_version)
+            .collect::<Vec<_>>(),
+    )
+    .bind(recorded.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind(
+        recorded
+            .iter()
+            .map(|r| r.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        recorded
+            .iter()
+            .map(|r| r.schema_version)
+            .collect::<Vec<_>>(),
+    )
+    .bind(recorded.iter().map(|r| &r.payload).collect::<Vec<_>>())
+    .bind(
+        recorded
+            .iter()
+            .map(|r| r.prev_hash.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        recorded
+            .iter()
+            .map(|r| r.hash.as_slice())
+            .collect::<Vec<_>>(),
+    );
+    let query = match command {
+        Some(c) => query
+            .bind(c.company_id)
+            .bind(&c.command_id)
+            .bind(&c.command_type)
+            .bind(&c.request_hash)
+            .bind(&c.outcome),
+        None => query,
+    };
+    let rows = query
+        .fetch_all(executor)
+        .await
+        .map_err(|e| map_insert_error(e, write, last_version, command))?;
+    for row in rows {
+        let version: i64 = row.try_get("stream_version")?;
+        if let Some(r) = recorded.get_mut((version - last_version - 1) as usize) {
+            r.position = row.try_get("position")?;
+        }
+    }
+    Ok(recorded)
+}

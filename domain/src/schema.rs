@@ -1,0 +1,91 @@
+//! JSON Schemas of every event type, generated from the Rust types.
+//!
+//! `schemas/events/<type>.v<version>.schema.json` are these, committed; a test
+//! fails when the code and the committed files disagree, so an event cannot
+//! change shape without a new schema version (and an upcaster for the old one).
+
+use schemars::{JsonSchema, Schema};
+use serde_json::{json, Map, Value};
+
+use crate::{log::LogEvent, terminal::TerminalEvent, DomainEvent};
+
+/// One event type's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSchema {
+    /// Event type (`terminal.registered`).
+    pub event_type: String,
+    /// Schema version.
+    pub version: u32,
+    /// The JSON Schema (2020-12) of the payload.
+    pub schema: Value,
+}
+
+impl EventSchema {
+    /// File name under `schemas/events/`.
+    pub fn file_name(&self) -> String {
+        format!("{}.v{}.schema.json", self.event_type, self.version)
+    }
+}
+
+/// The variants serde knows for an event enum, with their payload schemas.
+fn variants<E: DomainEvent + JsonSchema>() -> Vec<EventSchema> {
+    let root: Schema = schemars::schema_for!(E);
+    let root = root.to_value();
+    let defs = root
+        .get("$defs")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    let variants = root
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    variants
+        .iter()
+        .filter_map(|variant| {
+            let props = variant.get("properties")?;
+            let event_type = props.get("type")?.get("const")?.as_str()?.to_owned();
+            let data = props.get("data")?.clone();
+            let version = E::current_version(&event_type);
+            let mut schema = json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": format!("urn:chargeledger:event:{event_type}:v{version}"),
+                "title": format!("{event_type} (schema version {version})"),
+            });
+            if let (Value::Object(target), Value::Object(source)) = (&mut schema, data) {
+                target.extend(source);
+                target.insert("$defs".into(), defs.clone());
+            }
+            Some(EventSchema {
+                event_type,
+                version,
+                schema,
+            })
+        })
+        .collect()
+}
+
+/// The type names each event enum declares in [`DomainEvent::TYPES`].
+pub fn declared_types() -> Vec<&'static str> {
+    [TerminalEvent::TYPES, LogEvent::TYPES].concat()
+}
+
+/// Every event type of the platform with its current schema.
+pub fn all() -> Vec<EventSchema> {
+    let mut all = variants::<TerminalEvent>();
+    all.extend(variants::<LogEvent>());
+    all
+}
+
+/// Decodes a stored example of any event type (checks it deserializes).
+pub fn decode_example(
+    event_type: &str,
+    version: u32,
+    payload: Value,
+) -> Result<(), crate::EventDecodeError> {
+    match event_type.split_once('.').map(|(category, _)| category) {
+        Some("terminal") => TerminalEvent::from_record(event_type, version, payload).map(drop),
+        Some("log") => LogEvent::from_record(event_type, version, payload).map(drop),
+        _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),
+    }
+}

@@ -1,0 +1,193 @@
+//! The rules of the terminal aggregate.
+
+use chrono::Duration;
+
+use super::{
+    ChangeStatus, HealthKind, RegisterTerminal, RegisteredTerminal, ReportHealth, Severity,
+    StatusSource, TerminalCommand, TerminalEvent, TerminalHealthReported, TerminalRegistered,
+    TerminalState, TerminalStatus, TerminalStatusChanged,
+};
+use crate::{error::Validator, CompanyId, DomainError};
+
+/// How far in the future a reported timestamp may be (clock skew allowance).
+const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+const MAX_CONNECTORS: usize = 32;
+const MAX_POWER_W: u32 = 3_750_000;
+
+pub(super) fn decide(
+    state: &TerminalState,
+    command: TerminalCommand,
+) -> Result<Vec<TerminalEvent>, DomainError> {
+    match command {
+        TerminalCommand::Register(cmd) => register(state, cmd),
+        TerminalCommand::ReportHealth(cmd) => report_health(owned(state, cmd.company_id)?, cmd),
+        TerminalCommand::ChangeStatus(cmd) => change_status(owned(state, cmd.company_id)?, cmd),
+    }
+}
+
+/// The registered terminal, if the caller's company owns it; otherwise "not found".
+fn owned(state: &TerminalState, company: CompanyId) -> Result<&RegisteredTerminal, DomainError> {
+    match state {
+        TerminalState::Registered(t) if t.company_id() == company => Ok(t),
+        _ => Err(DomainError::NotFound("terminal")),
+    }
+}
+
+fn text_ok(value: &str, max: usize) -> bool {
+    !value.trim().is_empty() && value.chars().count() <= max
+}
+
+fn register(
+    state: &TerminalState,
+    cmd: RegisterTerminal,
+) -> Result<Vec<TerminalEvent>, DomainError> {
+    let mut v = Validator::default();
+    v.check(
+        cmd.station_id > 0,
+        "stationId",
+        "must be a positive integer",
+    );
+    v.check(
+        text_ok(&cmd.vendor, 50),
+        "vendor",
+        "must be 1 to 50 characters",
+    );
+    v.check(
+        text_ok(&cmd.model, 50),
+        "model",
+        "must be 1 to 50 characters",
+    );
+    v.check(
+        (1..=MAX_CONNECTORS).contains(&cmd.connectors.len()),
+        "connectors",
+        format!("must list 1 to {MAX_CONNECTORS} connectors"),
+    );
+    for (i, c) in cmd.connectors.iter().enumerate() {
+        v.check(
+            c.id >= 1,
+            format!("connectors[{i}].id"),
+            "must be 1 or more",
+        );
+        v.check(
+            cmd.connectors[..i].iter().all(|other| other.id != c.id),
+            format!("connectors[{i}].id"),
+            "is listed twice",
+        );
+        v.check(
+            (1..=MAX_POWER_W).contains(&c.max_power_w),
+            format!("connectors[{i}].maxPowerW"),
+            format!("must be between 1 and {MAX_POWER_W} W"),
+        );
+    }
+    v.finish()?;
+    if !matches!(state, TerminalState::Unregistered) {
+        // Said the same way whoever owns it: ids are global, ownership is private.
+        return Err(DomainError::AlreadyExists(format!(
+            "terminal {} is already registered",
+            cmd.terminal_id
+        )));
+    }
+    let mut connectors = cmd.connectors;
+    connectors.sort_by_key(|c| c.id);
+    Ok(vec![TerminalEvent::Registered(TerminalRegistered {
+        terminal_id: cmd.terminal_id,
+        company_id: cmd.company_id,
+        station_id: cmd.station_id,
+        vendor: cmd.vendor.trim().to_owned(),
+        model: cmd.model.trim().to_owned(),
+        ocpp_version: cmd.ocpp_version,
+        connectors,
+        password_hash: cmd.password_hash,
+        registered_at: cmd.now,
+    })])
+}
+
+fn report_health(
+    terminal: &RegisteredTerminal,
+    cmd: ReportHealth,
+) -> Result<Vec<TerminalEvent>, DomainError> {
+    let mut v = Validator::default();
+    v.check(
+        cmd.occurred_at <= cmd.now + MAX_CLOCK_SKEW,
+        "timestamp",
+        "is more than 5 minutes in the future",
+    );
+    v.check(
+        cmd.code.as_deref().is_none_or(|c| text_ok(c, 50)),
+        "code",
+        "must be 1 to 50 characters",
+    );
+    v.check(
+        cmd.message.as_deref().is_none_or(|m| text_ok(m, 500)),
+        "message",
+        "must be 1 to 500 characters",
+    );
+    v.check(
+        cmd.kind != HealthKind::Heartbeat || cmd.severity == Severity::Info,
+        "severity",
+        "a heartbeat has severity info",
+    );
+    v.finish()?;
+
+    let mut events = vec![TerminalEvent::HealthReported(TerminalHealthReported {
+        kind: cmd.kind,
+        severity: cmd.severity,
+        code: cmd.code.clone(),
+        message: cmd.message.clone(),
+        occurred_at: cmd.occurred_at,
+        reported_at: cmd.now,
+    })];
+    // A fault that stops the terminal takes it out of service; its recovery brings it back.
+    let new_status = match cmd.kind {
+        HealthKind::Fault
+            if cmd.severity >= Severity::Error && terminal.status != TerminalStatus::Faulted =>
+        {
+            Some(TerminalStatus::Faulted)
+        }
+        HealthKind::Recovery if terminal.status == TerminalStatus::Faulted => {
+            Some(TerminalStatus::Available)
+        }
+        _ => None,
+    };
+    if let Some(to) = new_status {
+        events.push(TerminalEvent::StatusChanged(TerminalStatusChanged {
+            from: terminal.status,
+            to,
+            reason: cmd.code.or(cmd.message),
+            source: StatusSource::Health,
+            changed_at: cmd.now,
+        }));
+    }
+    Ok(events)
+}
+
+fn change_status(
+    terminal: &RegisteredTerminal,
+    cmd: ChangeStatus,
+) -> Result<Vec<TerminalEvent>, DomainError> {
+    let mut v = Validator::default();
+    v.check(
+        cmd.status.operator_settable(),
+        "status",
+        format!(
+            "{} is reported by the charger; an operator may set Available, Unavailable or Faulted",
+            cmd.status.as_str()
+        ),
+    );
+    v.check(
+        cmd.reason.as_deref().is_none_or(|r| text_ok(r, 500)),
+        "reason",
+        "must be 1 to 500 characters",
+    );
+    v.finish()?;
+    if terminal.status == cmd.status && terminal.status_reason == cmd.reason {
+        return Ok(vec![]);
+    }
+    Ok(vec![TerminalEvent::StatusChanged(TerminalStatusChanged {
+        from: terminal.status,
+        to: cmd.status,
+        reason: cmd.reason,
+        source: StatusSource::Operator,
+        changed_at: cmd.now,
+    })])
+}

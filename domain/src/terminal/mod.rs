@@ -1,0 +1,316 @@
+//! The `Terminal` aggregate: a charging terminal (charge point) and its connectors.
+//!
+//! Stream: `terminal-<id>`. Registration fixes the owning company; every later
+//! command must come from that company or it is answered as "not found".
+
+mod decide;
+mod events;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use events::{
+    TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalStatusChanged,
+};
+
+use crate::{Aggregate, CompanyId, DomainError, TerminalId};
+
+/// OCPP protocol version a terminal speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OcppVersion {
+    /// OCPP 1.6-J.
+    #[serde(rename = "1.6")]
+    V16,
+    /// OCPP 2.0.1.
+    #[serde(rename = "2.0.1")]
+    V201,
+}
+
+/// Physical connector standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectorType {
+    /// IEC 62196 Type 1 (J1772).
+    Type1,
+    /// IEC 62196 Type 2 (Mennekes).
+    Type2,
+    /// Combined Charging System, Type 1 inlet.
+    CCS1,
+    /// Combined Charging System, Type 2 inlet.
+    CCS2,
+    /// CHAdeMO.
+    CHAdeMO,
+    /// GB/T (China).
+    #[serde(rename = "GB/T")]
+    GbT,
+    /// North American Charging Standard (SAE J3400).
+    NACS,
+    /// Domestic socket.
+    Domestic,
+}
+
+/// One connector of a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connector {
+    /// OCPP connector id, from 1.
+    pub id: u32,
+    /// Connector standard.
+    #[serde(rename = "type")]
+    pub connector_type: ConnectorType,
+    /// Maximum power in watts.
+    pub max_power_w: u32,
+}
+
+/// Availability status of a terminal, with OCPP 1.6 ChargePointStatus names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum TerminalStatus {
+    /// Ready for a new session.
+    Available,
+    /// A driver is about to start.
+    Preparing,
+    /// Energy is flowing.
+    Charging,
+    /// The EVSE is not offering energy.
+    SuspendedEVSE,
+    /// The vehicle is not taking energy.
+    SuspendedEV,
+    /// A session ended; the connector is not yet free.
+    Finishing,
+    /// Held for a reservation.
+    Reserved,
+    /// Taken out of service (also the state before a terminal is first seen).
+    Unavailable,
+    /// Out of order.
+    Faulted,
+}
+
+impl TerminalStatus {
+    /// Every status, in a stable order (used by statistics).
+    pub const ALL: [TerminalStatus; 9] = [
+        Self::Available,
+        Self::Preparing,
+        Self::Charging,
+        Self::SuspendedEVSE,
+        Self::SuspendedEV,
+        Self::Finishing,
+        Self::Reserved,
+        Self::Unavailable,
+        Self::Faulted,
+    ];
+
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Available => "Available",
+            Self::Preparing => "Preparing",
+            Self::Charging => "Charging",
+            Self::SuspendedEVSE => "SuspendedEVSE",
+            Self::SuspendedEV => "SuspendedEV",
+            Self::Finishing => "Finishing",
+            Self::Reserved => "Reserved",
+            Self::Unavailable => "Unavailable",
+            Self::Faulted => "Faulted",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Statuses an operator may set through the API; the rest are reported by the charger.
+    pub fn operator_settable(&self) -> bool {
+        matches!(self, Self::Available | Self::Unavailable | Self::Faulted)
+    }
+}
+
+/// Kind of a health report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthKind {
+    /// The terminal is alive.
+    Heartbeat,
+    /// Something went wrong.
+    Fault,
+    /// A fault cleared.
+    Recovery,
+}
+
+/// Severity of a health report.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Degraded but working.
+    Warning,
+    /// Not working.
+    Error,
+    /// Not working and needs attention now.
+    Critical,
+}
+
+/// Who changed a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusSource {
+    /// An operator through the API.
+    Operator,
+    /// A health report (fault or recovery).
+    Health,
+    /// The charger itself (OCPP StatusNotification).
+    Charger,
+}
+
+/// Folded state of a terminal stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum TerminalState {
+    /// No events yet.
+    #[default]
+    Unregistered,
+    /// Registered and live.
+    Registered(Box<RegisteredTerminal>),
+}
+
+/// What the write side knows of a registered terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredTerminal {
+    /// Registration as recorded.
+    pub registration: TerminalRegistered,
+    /// Current status.
+    pub status: TerminalStatus,
+    /// Reason given with the current status.
+    pub status_reason: Option<String>,
+    /// Last heartbeat or health report time.
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+impl RegisteredTerminal {
+    /// The owning company.
+    pub fn company_id(&self) -> CompanyId {
+        self.registration.company_id
+    }
+}
+
+/// Register a new terminal.
+#[derive(Debug, Clone)]
+pub struct RegisterTerminal {
+    /// Owner.
+    pub company_id: CompanyId,
+    /// Charge point identity.
+    pub terminal_id: TerminalId,
+    /// Station the terminal belongs to.
+    pub station_id: i64,
+    /// Manufacturer.
+    pub vendor: String,
+    /// Model.
+    pub model: String,
+    /// Protocol.
+    pub ocpp_version: OcppVersion,
+    /// Connectors.
+    pub connectors: Vec<Connector>,
+    /// Argon2id PHC string of the OCPP basic-auth password, hashed by the caller.
+    pub password_hash: Option<String>,
+    /// The clock.
+    pub now: DateTime<Utc>,
+}
+
+/// Report the terminal's health.
+#[derive(Debug, Clone)]
+pub struct ReportHealth {
+    /// Caller's company.
+    pub company_id: CompanyId,
+    /// Kind of report.
+    pub kind: HealthKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Vendor or OCPP error code.
+    pub code: Option<String>,
+    /// Free text.
+    pub message: Option<String>,
+    /// When it happened at the terminal.
+    pub occurred_at: DateTime<Utc>,
+    /// The clock.
+    pub now: DateTime<Utc>,
+}
+
+/// Set the terminal's status (operator action).
+#[derive(Debug, Clone)]
+pub struct ChangeStatus {
+    /// Caller's company.
+    pub company_id: CompanyId,
+    /// New status.
+    pub status: TerminalStatus,
+    /// Why.
+    pub reason: Option<String>,
+    /// The clock.
+    pub now: DateTime<Utc>,
+}
+
+/// Commands of the terminal aggregate.
+#[derive(Debug, Clone)]
+pub enum TerminalCommand {
+    /// See [`RegisterTerminal`].
+    Register(RegisterTerminal),
+    /// See [`ReportHealth`].
+    ReportHealth(ReportHealth),
+    /// See [`ChangeStatus`].
+    ChangeStatus(ChangeStatus),
+}
+
+/// The terminal aggregate.
+#[derive(Debug)]
+pub struct Terminal;
+
+impl Terminal {
+    /// Stream id of a terminal.
+    pub fn stream_id(id: &TerminalId) -> String {
+        format!("{}-{}", Self::CATEGORY, id)
+    }
+}
+
+impl Aggregate for Terminal {
+    const CATEGORY: &'static str = "terminal";
+    type State = TerminalState;
+    type Command = TerminalCommand;
+    type Event = TerminalEvent;
+
+    fn decide(
+        state: &TerminalState,
+        command: TerminalCommand,
+    ) -> Result<Vec<TerminalEvent>, DomainError> {
+        decide::decide(state, command)
+    }
+
+    fn evolve(state: TerminalState, event: &TerminalEvent) -> TerminalState {
+        match (state, event) {
+            (TerminalState::Unregistered, TerminalEvent::Registered(r)) => {
+                TerminalState::Registered(Box::new(RegisteredTerminal {
+                    registration: r.clone(),
+                    status: TerminalStatus::Unavailable,
+                    status_reason: None,
+                    last_seen_at: None,
+                }))
+            }
+            (TerminalState::Registered(mut t), TerminalEvent::HealthReported(h)) => {
+                t.last_seen_at = Some(
+                    t.last_seen_at
+                        .map_or(h.occurred_at, |seen| seen.max(h.occurred_at)),
+                );
+                TerminalState::Registered(t)
+            }
+            (TerminalState::Registered(mut t), TerminalEvent::StatusChanged(s)) => {
+                t.status = s.to;
+                t.status_reason = s.reason.clone();
+                TerminalState::Registered(t)
+            }
+            // Events out of order cannot come from decide; a fold ignores them.
+            (state, _) => state,
+        }
+    }
+}

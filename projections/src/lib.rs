@@ -1,0 +1,22 @@
+//! Read models of chargeledger, built from the event log by projectors.
+//!
+//! [`runtime`] runs projectors (checkpoint in the same transaction as the
+//! read-model writes, catch-up, live tail, rebuild-and-swap); each read model is
+//! a module with its projector and its queries.
+
+pub mod runtime;
+pub mod terminals;
+
+use std::sync::Arc;
+
+pub use runtime::{ProjectionError, Projector};
+
+/// Every projector of the platform.
+pub fn all() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(terminals::TerminalsProjector)]
+}
+
+/// The projector of that name.
+pub fn by_name(name: &str) -> Option<Arc<dyn Projector>> {
+    all().into_iter().find(|p| p.name() == name)
+}
