@@ -1,11 +1,11 @@
 -- The event log: the single source of truth. Append-only, hash-chained per stream.
 --
 -- position = (writer's transaction id << 16) + index of the event inside that
--- transaction. Readers only read positions below the transaction-id watermark
--- pg_snapshot_xmin(pg_current_snapshot()) << 16: every transaction below it has
--- finished, and every later one will get a larger position, so the set of rows
--- a reader can see below the watermark never grows behind it. No reader skips an
--- event, and writers commit concurrently (see docs/adr/0002).
+-- transaction. Readers only read positions below events_watermark(): every
+-- transaction that could still add a row below it has finished, and every later
+-- one will get a larger position, so the set of rows a reader can see below the
+-- watermark never grows behind it. No reader skips an event, and writers commit
+-- concurrently (see docs/adr/0002-gap-free-global-order.md).
 CREATE TABLE events (
     position       bigint      PRIMARY KEY,
     stream_id      text        NOT NULL,
@@ -20,6 +20,30 @@ CREATE TABLE events (
     hash           bytea       NOT NULL CHECK (length(hash) = 32),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
 );
+
+-- The read watermark, as a position: the oldest transaction that was still in
+-- progress in the caller's snapshot and could be writing here, shifted like a
+-- position (or the snapshot's xmax when there is none). Transactions that
+-- pg_stat_activity places in another database of the cluster are skipped: they
+-- cannot write to this table, and without this a long transaction anywhere on
+-- the cluster would stall every reader. When in doubt (unknown, 2PC, hidden
+-- stats) a transaction counts as ours, which only delays readers, never skips.
+-- STABLE, so it sees the calling statement's snapshot; call it as a scalar
+-- subquery so it is evaluated once.
+CREATE FUNCTION events_watermark() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    WITH snap AS (SELECT pg_current_snapshot() AS s),
+    elsewhere AS (
+        SELECT backend_xid::text::bigint AS xid
+        FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+    )
+    SELECT COALESCE(
+        (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
+          WHERE (x::text::bigint & 4294967295) NOT IN (SELECT xid FROM elsewhere)),
+        (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)
+    ) << 16
+$$;
 
 -- Commands already executed, by company and command id (Idempotency-Key or OCPP
 -- message id): a repeat returns the stored outcome instead of acting again.

@@ -10,8 +10,10 @@ use crate::store::{
     StreamWrite,
 };
 
-/// How many times a command is decided again after a concurrent change.
-pub const MAX_ATTEMPTS: usize = 5;
+/// How many times a command is decided again after a concurrent change. Every
+/// lost race means another writer won, so N concurrent writers on one stream
+/// all get through with N attempts.
+pub const MAX_ATTEMPTS: usize = 10;
 
 /// Who asks, and under which ids.
 #[derive(Debug, Clone)]
@@ -133,7 +135,12 @@ where
     if let Some(replay) = replay(store, ctx).await? {
         return Ok(replay);
     }
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Back off a little, with jitter, so contenders stop colliding.
+            let micros = rand::random::<u64>() % (500 * attempt as u64);
+            tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+        }
         let loaded = load::<A>(store, stream_id).await?;
         let events = A::decide(&loaded.state, command.clone())?;
         let version = loaded.version + events.len() as i64;

@@ -13,7 +13,7 @@ use sqlx::Row;
 
 use crate::{
     hashing::{merkle_leaf, merkle_root, parse_hex_hash, seal_digest, Hash, ZERO_HASH},
-    store::{EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamWrite},
+    store::{EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamWrite, WATERMARK},
 };
 
 /// Most events one seal covers; a longer backlog is sealed in several ranges.
@@ -56,15 +56,14 @@ pub async fn seal_once(store: &EventStore) -> Result<Option<RangeSealed>, StoreE
         .and_then(|s| parse_hex_hash(&s.seal))
         .unwrap_or(ZERO_HASH);
 
-    let rows = sqlx::query(
-        "SELECT position, hash, stream_id FROM events \
-         WHERE position > $1 AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
-         ORDER BY position LIMIT $2",
-    )
-    .bind(after)
-    .bind(MAX_SEAL_RANGE)
-    .fetch_all(store.pool())
-    .await?;
+    let sql = format!(
+        "SELECT position, hash, stream_id FROM events WHERE position > $1 AND position < {WATERMARK} ORDER BY position LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(MAX_SEAL_RANGE)
+        .fetch_all(store.pool())
+        .await?;
     let mut leaves = Vec::with_capacity(rows.len());
     let mut to = after;
     let mut has_news = false;

@@ -18,8 +18,9 @@ pub const EVENTS_CHANNEL: &str = "chargeledger_events";
 /// Most events one transaction may append: the low 16 bits of a position.
 pub const MAX_EVENTS_PER_TRANSACTION: usize = 1 << 16;
 
-/// Reads only below this expression: every transaction with a smaller id has ended.
-const WATERMARK: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)";
+/// Reads only below this: no transaction that could still add an event below it
+/// is in progress (see `events_watermark()` in the first migration).
+pub(crate) const WATERMARK: &str = "(SELECT events_watermark())";
 
 /// Errors of the log.
 #[derive(Debug, thiserror::Error)]
