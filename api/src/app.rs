@@ -216,3 +216,54 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
     tasks.shutdown().await;
     Ok(())
 }
+
+/// A running server started by [`start`], for tests and embedding.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the API listens.
+    pub addr: std::net::SocketAddr,
+    /// The shared state (pool, store, metrics).
+    pub state: AppState,
+    /// Cancel to stop everything.
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Base URL of the API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and its background tasks.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts the API (and, with `background`, projectors, sealer and wake-ups) on
+/// an existing pool; the port comes from the configuration (0 for any).
+pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Result<Running> {
+    let state = state(config, pool)?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    if background {
+        spawn_signals(&mut tasks, &state.store, &shutdown);
+        spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
+    }
+    let bound = bind_api(state.clone()).await?;
+    let addr = bound.addr;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = bound.serve(token).await {
+            tracing::error!(%error, "server stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        tasks,
+    })
+}
