@@ -46,16 +46,10 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// The HTTP router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/v1/terminals",
-            post(terminals::register).get(terminals::list),
-        )
+        .route("/v1/terminals", post(terminals::register).get(terminals::list))
         .route("/v1/terminals/stats", get(terminals::stats))
         .route("/v1/terminals/{id}", get(terminals::get))
-        .route(
-            "/v1/terminals/{id}/health-events",
-            post(terminals::report_health),
-        )
+        .route("/v1/terminals/{id}/health-events", post(terminals::report_health))
         .route("/v1/terminals/{id}/status", put(terminals::update_status))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
@@ -64,19 +58,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route(
             "/openapi.json",
-            get(|| async {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    openapi::json(),
-                )
-            }),
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::json()) }),
         )
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 
@@ -87,8 +73,7 @@ const DOCS_PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><tit
 
 /// Builds the shared state.
 pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
-    let verifier = TokenVerifier::new(&config)
-        .context("CHARGELEDGER_JWT_PUBLIC_KEY_FILE is not an RSA public key")?;
+    let verifier = TokenVerifier::new(&config).context("CHARGELEDGER_JWT_PUBLIC_KEY_FILE is not an RSA public key")?;
     Ok(AppState {
         store: EventStore::new(pool.clone()),
         pool,
@@ -113,11 +98,7 @@ pub async fn bind_api(state: AppState) -> anyhow::Result<Bound> {
     let listener = TcpListener::bind(state.config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", state.config.http_addr))?;
-    Ok(Bound {
-        addr: listener.local_addr()?,
-        listener,
-        router: router(state),
-    })
+    Ok(Bound { addr: listener.local_addr()?, listener, router: router(state) })
 }
 
 impl Bound {
@@ -133,31 +114,14 @@ impl Bound {
 /// Background tasks of the log: cross-process wake-ups.
 pub fn spawn_signals(tasks: &mut JoinSet<()>, store: &EventStore, shutdown: &CancellationToken) {
     let instance = Uuid::new_v4();
-    tasks.spawn(commands::announce::run_announcer(
-        store.clone(),
-        instance,
-        shutdown.clone(),
-    ));
-    tasks.spawn(commands::announce::run_listener(
-        store.clone(),
-        instance,
-        shutdown.clone(),
-    ));
+    tasks.spawn(commands::announce::run_announcer(store.clone(), instance, shutdown.clone()));
+    tasks.spawn(commands::announce::run_listener(store.clone(), instance, shutdown.clone()));
 }
 
 /// Starts every projector and the sealer.
-pub fn spawn_projectors(
-    tasks: &mut JoinSet<()>,
-    store: &EventStore,
-    config: &Config,
-    shutdown: &CancellationToken,
-) {
+pub fn spawn_projectors(tasks: &mut JoinSet<()>, store: &EventStore, config: &Config, shutdown: &CancellationToken) {
     for projector in projections::all() {
-        tasks.spawn(projections::runtime::run(
-            store.clone(),
-            projector,
-            shutdown.clone(),
-        ));
+        tasks.spawn(projections::runtime::run(store.clone(), projector, shutdown.clone()));
     }
     let (store, interval, shutdown) = (store.clone(), config.seal_interval, shutdown.clone());
     tasks.spawn(async move {
@@ -260,10 +224,5 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
             tracing::error!(%error, "server stopped");
         }
     });
-    Ok(Running {
-        addr,
-        state,
-        shutdown,
-        tasks,
-    })
+    Ok(Running { addr, state, shutdown, tasks })
 }

@@ -40,9 +40,7 @@ impl Role {
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [Self::Admin, Self::Operator, Self::Viewer, Self::Driver]
-            .into_iter()
-            .find(|r| r.as_str() == raw)
+        [Self::Admin, Self::Operator, Self::Viewer, Self::Driver].into_iter().find(|r| r.as_str() == raw)
     }
 }
 
@@ -77,10 +75,7 @@ impl Caller {
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self.role {
             Role::Admin | Role::Operator => Ok(()),
-            _ => Err(ApiError::Forbidden(format!(
-                "role {} may not change terminals",
-                self.role.as_str()
-            ))),
+            _ => Err(ApiError::Forbidden(format!("role {} may not change terminals", self.role.as_str()))),
         }
     }
 }
@@ -94,9 +89,7 @@ pub struct TokenVerifier {
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenVerifier")
-            .field("rs256", &self.rs256.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("TokenVerifier").field("rs256", &self.rs256.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -116,33 +109,26 @@ impl TokenVerifier {
     /// Verifies a token and returns its claims. Only HS256 and (if configured)
     /// RS256 are accepted: `alg: none` and anything else is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| ApiError::Unauthorized("malformed bearer token".into()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized("malformed bearer token".into()))?;
         let key = match header.alg {
             Algorithm::HS256 => &self.hs256,
-            Algorithm::RS256 => self
-                .rs256
-                .as_ref()
-                .ok_or_else(|| ApiError::Unauthorized("RS256 tokens are not configured".into()))?,
-            other => {
-                return Err(ApiError::Unauthorized(format!(
-                    "token algorithm {other:?} is not accepted"
-                )))
+            Algorithm::RS256 => {
+                self.rs256.as_ref().ok_or_else(|| ApiError::Unauthorized("RS256 tokens are not configured".into()))?
             }
+            other => return Err(ApiError::Unauthorized(format!("token algorithm {other:?} is not accepted"))),
         };
         let mut validation = Validation::new(header.alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
-        decode::<Claims>(token, key, &validation)
-            .map(|d| d.claims)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                ApiError::Unauthorized(match e.kind() {
-                    ErrorKind::ExpiredSignature => "token has expired".into(),
-                    ErrorKind::InvalidSignature => "token signature is invalid".into(),
-                    _ => format!("token is invalid: {e}"),
-                })
+        decode::<Claims>(token, key, &validation).map(|d| d.claims).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            ApiError::Unauthorized(match e.kind() {
+                ErrorKind::ExpiredSignature => "token has expired".into(),
+                ErrorKind::InvalidSignature => "token signature is invalid".into(),
+                _ => format!("token is invalid: {e}"),
             })
+        })
     }
 }
 
@@ -155,13 +141,7 @@ pub fn mint_token(
     ttl: chrono::Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
     let now = Utc::now().timestamp();
-    let claims = Claims {
-        sub: sub.to_owned(),
-        company,
-        role,
-        iat: now,
-        exp: now + ttl.num_seconds(),
-    };
+    let claims = Claims { sub: sub.to_owned(), company, role, iat: now, exp: now + ttl.num_seconds() };
     encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -182,10 +162,7 @@ pub async fn create_api_key(
 ) -> Result<(Uuid, String), sqlx::Error> {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    let key = format!(
-        "clk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let key = format!("clk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO api_keys (id, company_id, role, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
@@ -200,19 +177,16 @@ pub async fn create_api_key(
 }
 
 async fn caller_from_api_key(pool: &PgPool, key: &str) -> Result<Caller, ApiError> {
-    let row = sqlx::query(
-        "SELECT id, company_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(key_hash(key))
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query("SELECT id, company_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        .bind(key_hash(key))
+        .fetch_optional(pool)
+        .await?;
     let row = row.ok_or_else(|| ApiError::Unauthorized("API key is not valid".into()))?;
     let id: Uuid = row.try_get("id")?;
     let role: String = row.try_get("role")?;
     Ok(Caller {
         company_id: row.try_get("company_id")?,
-        role: Role::parse(&role)
-            .ok_or_else(|| ApiError::internal(format!("api key {id} has unknown role {role}")))?,
+        role: Role::parse(&role).ok_or_else(|| ApiError::internal(format!("api key {id} has unknown role {role}")))?,
         actor: format!("api-key:{id}"),
     })
 }
@@ -220,35 +194,20 @@ async fn caller_from_api_key(pool: &PgPool, key: &str) -> Result<Caller, ApiErro
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(auth) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-            let auth = auth
-                .to_str()
-                .map_err(|_| ApiError::Unauthorized("Authorization header is not text".into()))?;
+            let auth = auth.to_str().map_err(|_| ApiError::Unauthorized("Authorization header is not text".into()))?;
             let token = auth
                 .strip_prefix("Bearer ")
                 .or_else(|| auth.strip_prefix("bearer "))
-                .ok_or_else(|| {
-                    ApiError::Unauthorized("Authorization must be 'Bearer <token>'".into())
-                })?;
+                .ok_or_else(|| ApiError::Unauthorized("Authorization must be 'Bearer <token>'".into()))?;
             let claims = state.verifier.verify(token.trim())?;
-            return Ok(Caller {
-                company_id: claims.company,
-                role: claims.role,
-                actor: format!("user:{}", claims.sub),
-            });
+            return Ok(Caller { company_id: claims.company, role: claims.role, actor: format!("user:{}", claims.sub) });
         }
         if let Some(key) = parts.headers.get("x-api-key") {
-            let key = key
-                .to_str()
-                .map_err(|_| ApiError::Unauthorized("X-API-Key is not text".into()))?;
+            let key = key.to_str().map_err(|_| ApiError::Unauthorized("X-API-Key is not text".into()))?;
             return caller_from_api_key(&state.pool, key.trim()).await;
         }
-        Err(ApiError::Unauthorized(
-            "send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'".into(),
-        ))
+        Err(ApiError::Unauthorized("send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'".into()))
     }
 }

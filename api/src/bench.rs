@@ -43,40 +43,23 @@ fn event() -> NewEvent {
 
 /// Creates (fresh) the bench database next to the configured one, migrated.
 async fn bench_pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
-    let (base, _) = database_url
-        .rsplit_once('/')
-        .context("database URL has no database name")?;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&format!("{base}/postgres"))
-        .await?;
-    sqlx::query("DROP DATABASE IF EXISTS chargeledger_bench WITH (FORCE)")
-        .execute(&admin)
-        .await?;
-    sqlx::query("CREATE DATABASE chargeledger_bench")
-        .execute(&admin)
-        .await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(connections)
-        .connect(&format!("{base}/chargeledger_bench"))
-        .await?;
+    let (base, _) = database_url.rsplit_once('/').context("database URL has no database name")?;
+    let admin = PgPoolOptions::new().max_connections(1).connect(&format!("{base}/postgres")).await?;
+    sqlx::query("DROP DATABASE IF EXISTS chargeledger_bench WITH (FORCE)").execute(&admin).await?;
+    sqlx::query("CREATE DATABASE chargeledger_bench").execute(&admin).await?;
+    let pool = PgPoolOptions::new().max_connections(connections).connect(&format!("{base}/chargeledger_bench")).await?;
     crate::app::migrate(&pool).await?;
     // The baseline table: same columns and indexes as `events`, no triggers,
     // positions from a sequence.
-    sqlx::query("CREATE TABLE baseline (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)").execute(&pool).await?;
-    sqlx::query("CREATE SEQUENCE baseline_position")
+    sqlx::query("CREATE TABLE baseline (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")
         .execute(&pool)
         .await?;
+    sqlx::query("CREATE SEQUENCE baseline_position").execute(&pool).await?;
     Ok(pool)
 }
 
 /// Runs `work(writer, iteration)` on `writers` tasks for `duration`; returns events per second.
-async fn run<F, Fut>(
-    writers: usize,
-    duration: Duration,
-    events_per_call: u64,
-    work: F,
-) -> anyhow::Result<f64>
+async fn run<F, Fut>(writers: usize, duration: Duration, events_per_call: u64, work: F) -> anyhow::Result<f64>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -106,20 +89,12 @@ where
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn store_scenario(
-    store: &EventStore,
-    writers: usize,
-    batch: usize,
-    duration: Duration,
-) -> anyhow::Result<f64> {
+async fn store_scenario(store: &EventStore, writers: usize, batch: usize, duration: Duration) -> anyhow::Result<f64> {
     let run_id = Uuid::new_v4();
     // Each writer appends to its own stream with optimistic concurrency, carrying
     // the previous hash as a command handler does after loading the stream.
-    let chains: Arc<Vec<tokio::sync::Mutex<(i64, [u8; 32])>>> = Arc::new(
-        (0..writers)
-            .map(|_| tokio::sync::Mutex::new((0, ZERO_HASH)))
-            .collect(),
-    );
+    let chains: Arc<Vec<tokio::sync::Mutex<(i64, [u8; 32])>>> =
+        Arc::new((0..writers).map(|_| tokio::sync::Mutex::new((0, ZERO_HASH))).collect());
     let store = store.clone();
     run(writers, duration, batch as u64, move |w, _| {
         let (store, chains) = (store.clone(), chains.clone());
@@ -142,12 +117,7 @@ async fn store_scenario(
     .await
 }
 
-async fn baseline_scenario(
-    pool: &PgPool,
-    writers: usize,
-    batch: usize,
-    duration: Duration,
-) -> anyhow::Result<f64> {
+async fn baseline_scenario(pool: &PgPool, writers: usize, batch: usize, duration: Duration) -> anyhow::Result<f64> {
     let run_id = Uuid::new_v4();
     let pool = pool.clone();
     let metadata = serde_json::to_value(Metadata::system("bench"))?;
@@ -187,10 +157,7 @@ pub async fn append(database_url: &str, seconds: u64) -> anyhow::Result<Vec<Figu
     let scenarios = [(1usize, 1usize), (8, 1), (32, 1), (1, 100), (8, 100)];
     let mut figures = Vec::new();
     println!("chargeledger bench append: {seconds} s per measurement, same database, same rows");
-    println!(
-        "{:<34} {:>14} {:>14} {:>8}",
-        "scenario", "store ev/s", "baseline ev/s", "ratio"
-    );
+    println!("{:<34} {:>14} {:>14} {:>8}", "scenario", "store ev/s", "baseline ev/s", "ratio");
     for (writers, batch) in scenarios {
         let baseline_eps = baseline_scenario(&pool, writers, batch, duration).await?;
         let store_eps = store_scenario(&store, writers, batch, duration).await?;
@@ -199,15 +166,8 @@ pub async fn append(database_url: &str, seconds: u64) -> anyhow::Result<Vec<Figu
         } else {
             format!("batches of {batch}, {writers} writer(s)")
         };
-        println!(
-            "{scenario:<34} {store_eps:>14.0} {baseline_eps:>14.0} {:>8.2}",
-            store_eps / baseline_eps
-        );
-        figures.push(Figure {
-            scenario,
-            store_eps,
-            baseline_eps,
-        });
+        println!("{scenario:<34} {store_eps:>14.0} {baseline_eps:>14.0} {:>8.2}", store_eps / baseline_eps);
+        figures.push(Figure { scenario, store_eps, baseline_eps });
     }
     pool.close().await;
     Ok(figures)

@@ -131,9 +131,7 @@ pub enum BenchWhich {
 
 fn parse_ttl(raw: &str) -> Result<chrono::Duration, String> {
     let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("{raw:?}: expected a number and a unit (s, m, h, d)"))?;
+    let n: i64 = number.parse().map_err(|_| format!("{raw:?}: expected a number and a unit (s, m, h, d)"))?;
     let ttl = match unit {
         "s" | "" => chrono::Duration::seconds(n),
         "m" => chrono::Duration::minutes(n),
@@ -150,14 +148,8 @@ fn parse_ttl(raw: &str) -> Result<chrono::Duration, String> {
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if config.log_format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
 fn shutdown_on_signal() -> CancellationToken {
@@ -195,9 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app::migrate(&app::connect(&config).await?).await?;
             println!("migrations applied");
         }
-        Command::Audit {
-            action: AuditAction::Verify,
-        } => {
+        Command::Audit { action: AuditAction::Verify } => {
             let store = EventStore::new(app::connect(&config).await?);
             let report = commands::audit::verify(&store).await?;
             match &report.broken {
@@ -212,60 +202,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Projections {
-            action: ProjectionsAction::List,
-        } => {
+        Command::Projections { action: ProjectionsAction::List } => {
             let pool = app::connect(&config).await?;
             for p in projections::all() {
-                println!(
-                    "{:<20} checkpoint {}",
-                    p.name(),
-                    projections::runtime::checkpoint(&pool, p.name()).await?
-                );
+                println!("{:<20} checkpoint {}", p.name(), projections::runtime::checkpoint(&pool, p.name()).await?);
             }
         }
-        Command::Projections {
-            action: ProjectionsAction::Rebuild { name },
-        } => {
-            let projector = projections::by_name(&name)
-                .with_context(|| format!("no projector named {name}"))?;
+        Command::Projections { action: ProjectionsAction::Rebuild { name } } => {
+            let projector = projections::by_name(&name).with_context(|| format!("no projector named {name}"))?;
             let store = EventStore::new(app::connect(&config).await?);
             let mut stderr = std::io::stderr();
-            let applied =
-                projections::runtime::rebuild(&store, projector.as_ref(), |done, total| {
-                    let pct = if total == 0 { 100 } else { done * 100 / total };
-                    let _ = write!(
-                        stderr,
-                        "\rrebuilding {name}: {done}/{total} events ({pct}%)"
-                    );
-                    let _ = stderr.flush();
-                })
-                .await?;
+            let applied = projections::runtime::rebuild(&store, projector.as_ref(), |done, total| {
+                let pct = if total == 0 { 100 } else { done * 100 / total };
+                let _ = write!(stderr, "\rrebuilding {name}: {done}/{total} events ({pct}%)");
+                let _ = stderr.flush();
+            })
+            .await?;
             eprintln!();
             println!("rebuilt {name} from {applied} events and swapped it in");
         }
-        Command::ApiKey {
-            action:
-                ApiKeyAction::Create {
-                    company,
-                    role,
-                    name,
-                },
-        } => {
+        Command::ApiKey { action: ApiKeyAction::Create { company, role, name } } => {
             let pool = app::connect(&config).await?;
             let (id, key) = auth::create_api_key(&pool, company, role, &name).await?;
-            eprintln!(
-                "api key {id} for company {company} (role {}); shown once, stored hashed:",
-                role.as_str()
-            );
+            eprintln!("api key {id} for company {company} (role {}); shown once, stored hashed:", role.as_str());
             println!("{key}");
         }
-        Command::Token {
-            company,
-            role,
-            ttl,
-            sub,
-        } => {
+        Command::Token { company, role, ttl, sub } => {
             println!("{}", auth::mint_token(&config, &sub, company, role, ttl)?);
         }
         Command::Openapi => print!("{}", crate::openapi::json()),
@@ -277,9 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Bench {
-            which: BenchWhich::Append { seconds },
-        } => {
+        Command::Bench { which: BenchWhich::Append { seconds } } => {
             crate::bench::append(&config.database_url, seconds).await?;
         }
     }

@@ -77,23 +77,17 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn parse<T: std::str::FromStr>(name: &str, raw: Option<String>) -> Result<Option<T>, ConfigError> {
-    raw.map(|v| {
-        v.parse::<T>()
-            .map_err(|_| ConfigError(format!("{name}={v:?} is not valid")))
-    })
-    .transpose()
+    raw.map(|v| v.parse::<T>().map_err(|_| ConfigError(format!("{name}={v:?} is not valid")))).transpose()
 }
 
 impl Config {
     /// Loads defaults, then `file` (or `CHARGELEDGER_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let path = file
-            .map(Path::to_path_buf)
-            .or_else(|| env("CHARGELEDGER_CONFIG").map(Into::into));
+        let path = file.map(Path::to_path_buf).or_else(|| env("CHARGELEDGER_CONFIG").map(Into::into));
         let f: FileConfig = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
                 toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", p.display())))?
             }
             None => FileConfig::default(),
@@ -102,11 +96,8 @@ impl Config {
             .or_else(|| env("DATABASE_URL"))
             .or(f.database_url)
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/chargeledger".into());
-        let http_addr = parse(
-            "CHARGELEDGER_HTTP_ADDR",
-            env("CHARGELEDGER_HTTP_ADDR").or(f.http_addr),
-        )?
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let http_addr = parse("CHARGELEDGER_HTTP_ADDR", env("CHARGELEDGER_HTTP_ADDR").or(f.http_addr))?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let secret = env("CHARGELEDGER_JWT_SECRET").or(f.jwt_secret);
         let jwt_secret_is_default = secret.is_none();
         let key_file = env("CHARGELEDGER_JWT_PUBLIC_KEY_FILE").or(f.jwt_public_key_file);
@@ -116,24 +107,15 @@ impl Config {
                     .map_err(|e| ConfigError(format!("CHARGELEDGER_JWT_PUBLIC_KEY_FILE {p}: {e}")))
             })
             .transpose()?;
-        let online: i64 = parse(
-            "CHARGELEDGER_TERMINAL_ONLINE_SECS",
-            env("CHARGELEDGER_TERMINAL_ONLINE_SECS"),
-        )?
-        .or(f.terminal_online_secs)
-        .unwrap_or(600);
+        let online: i64 = parse("CHARGELEDGER_TERMINAL_ONLINE_SECS", env("CHARGELEDGER_TERMINAL_ONLINE_SECS"))?
+            .or(f.terminal_online_secs)
+            .unwrap_or(600);
         if online <= 0 {
-            return Err(ConfigError(
-                "CHARGELEDGER_TERMINAL_ONLINE_SECS must be positive".into(),
-            ));
+            return Err(ConfigError("CHARGELEDGER_TERMINAL_ONLINE_SECS must be positive".into()));
         }
-        let log_format = env("CHARGELEDGER_LOG_FORMAT")
-            .or(f.log_format)
-            .unwrap_or_else(|| "text".into());
+        let log_format = env("CHARGELEDGER_LOG_FORMAT").or(f.log_format).unwrap_or_else(|| "text".into());
         if !matches!(log_format.as_str(), "text" | "json") {
-            return Err(ConfigError(
-                "CHARGELEDGER_LOG_FORMAT must be text or json".into(),
-            ));
+            return Err(ConfigError("CHARGELEDGER_LOG_FORMAT must be text or json".into()));
         }
         Ok(Self {
             database_url,
@@ -141,32 +123,21 @@ impl Config {
             jwt_secret: SecretString::from(secret.unwrap_or_else(|| DEV_JWT_SECRET.into())),
             jwt_secret_is_default,
             jwt_public_key_pem,
-            db_max_connections: parse(
-                "CHARGELEDGER_DB_MAX_CONNECTIONS",
-                env("CHARGELEDGER_DB_MAX_CONNECTIONS"),
-            )?
-            .or(f.db_max_connections)
-            .unwrap_or(16),
+            db_max_connections: parse("CHARGELEDGER_DB_MAX_CONNECTIONS", env("CHARGELEDGER_DB_MAX_CONNECTIONS"))?
+                .or(f.db_max_connections)
+                .unwrap_or(16),
             terminal_online: chrono::Duration::seconds(online),
             consistency_wait: Duration::from_millis(
-                parse(
-                    "CHARGELEDGER_CONSISTENCY_WAIT_MS",
-                    env("CHARGELEDGER_CONSISTENCY_WAIT_MS"),
-                )?
-                .or(f.consistency_wait_ms)
-                .unwrap_or(2000),
+                parse("CHARGELEDGER_CONSISTENCY_WAIT_MS", env("CHARGELEDGER_CONSISTENCY_WAIT_MS"))?
+                    .or(f.consistency_wait_ms)
+                    .unwrap_or(2000),
             ),
             seal_interval: Duration::from_millis(
-                parse(
-                    "CHARGELEDGER_SEAL_INTERVAL_MS",
-                    env("CHARGELEDGER_SEAL_INTERVAL_MS"),
-                )?
-                .or(f.seal_interval_ms)
-                .unwrap_or(1000),
+                parse("CHARGELEDGER_SEAL_INTERVAL_MS", env("CHARGELEDGER_SEAL_INTERVAL_MS"))?
+                    .or(f.seal_interval_ms)
+                    .unwrap_or(1000),
             ),
-            log: env("CHARGELEDGER_LOG")
-                .or(f.log)
-                .unwrap_or_else(|| "info".into()),
+            log: env("CHARGELEDGER_LOG").or(f.log).unwrap_or_else(|| "info".into()),
             log_format,
         })
     }

@@ -73,47 +73,19 @@ pub enum ApiError {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::Unauthorized(_) => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-            ),
-            Self::Forbidden(_) => (
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Not allowed for this role",
-            ),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed for this role"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::BadRequest(_) => (
-                StatusCode::BAD_REQUEST,
-                "malformed-request",
-                "Malformed request",
-            ),
-            Self::Validation(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-error",
-                "Invalid request",
-            ),
-            Self::Conflict(_) => (
-                StatusCode::CONFLICT,
-                "conflict",
-                "Conflicts with the current state",
-            ),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflicts with the current state"),
             Self::IdempotencyMismatch(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "Idempotency-Key reused with a different request",
             ),
-            Self::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
-            ),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-            ),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 
@@ -135,13 +107,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let errors = match self {
-            Self::Validation(fields) => fields
-                .into_iter()
-                .map(|f| ProblemField {
-                    field: f.field,
-                    message: f.message,
-                })
-                .collect(),
+            Self::Validation(fields) => {
+                fields.into_iter().map(|f| ProblemField { field: f.field, message: f.message }).collect()
+            }
             _ => vec![],
         };
         let body = Problem {
@@ -152,14 +120,9 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut response = (status, axum::Json(body)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -170,9 +133,7 @@ impl From<DomainError> for ApiError {
         match value {
             DomainError::Validation(fields) => Self::Validation(fields),
             DomainError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            DomainError::AlreadyExists(detail) | DomainError::InvalidState(detail) => {
-                Self::Conflict(detail)
-            }
+            DomainError::AlreadyExists(detail) | DomainError::InvalidState(detail) => Self::Conflict(detail),
         }
     }
 }
@@ -181,12 +142,10 @@ impl From<CommandError> for ApiError {
     fn from(value: CommandError) -> Self {
         match value {
             CommandError::Domain(e) => e.into(),
-            CommandError::IdempotencyMismatch(id) => Self::IdempotencyMismatch(format!(
-                "Idempotency-Key {id:?} was already used with a different request"
-            )),
-            CommandError::TooMuchContention(stream) => {
-                Self::Conflict(format!("{stream} is changing too fast; retry"))
+            CommandError::IdempotencyMismatch(id) => {
+                Self::IdempotencyMismatch(format!("Idempotency-Key {id:?} was already used with a different request"))
             }
+            CommandError::TooMuchContention(stream) => Self::Conflict(format!("{stream} is changing too fast; retry")),
             other => Self::internal(other),
         }
     }

@@ -8,9 +8,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::state::AppState;
 
@@ -33,38 +31,22 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("chargeledger".into()), None)?;
         let http_requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by method, route and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests by method, route and status"),
             &["method", "route", "status"],
         )?;
         let http_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by method, route and status",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method, route and status")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["method", "route", "status"],
         )?;
-        let events_appended = IntCounterVec::new(
-            Opts::new("events_appended_total", "Events appended by this process"),
-            &["category"],
-        )?;
+        let events_appended =
+            IntCounterVec::new(Opts::new("events_appended_total", "Events appended by this process"), &["category"])?;
         let projector_lag = IntGaugeVec::new(
-            Opts::new(
-                "projector_lag_events",
-                "Events in the log not yet applied by the projector",
-            ),
+            Opts::new("projector_lag_events", "Events in the log not yet applied by the projector"),
             &["projector"],
         )?;
         let projector_checkpoint = IntGaugeVec::new(
-            Opts::new(
-                "projector_checkpoint_position",
-                "Last global position applied by the projector",
-            ),
+            Opts::new("projector_checkpoint_position", "Last global position applied by the projector"),
             &["projector"],
         )?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -72,22 +54,13 @@ impl Metrics {
         registry.register(Box::new(events_appended.clone()))?;
         registry.register(Box::new(projector_lag.clone()))?;
         registry.register(Box::new(projector_checkpoint.clone()))?;
-        Ok(Self {
-            registry,
-            http_requests,
-            http_latency,
-            events_appended,
-            projector_lag,
-            projector_checkpoint,
-        })
+        Ok(Self { registry, http_requests, http_latency, events_appended, projector_lag, projector_checkpoint })
     }
 
     /// Counts appended events.
     pub fn appended(&self, events: &[commands::RecordedEvent]) {
         for e in events {
-            self.events_appended
-                .with_label_values(&[e.category()])
-                .inc();
+            self.events_appended.with_label_values(&[e.category()]).inc();
         }
     }
 
@@ -106,18 +79,11 @@ impl Metrics {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [method.as_str(), route.as_str(), status.as_str()];
     state.metrics.http_requests.with_label_values(&labels).inc();
-    state
-        .metrics
-        .http_latency
-        .with_label_values(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.http_latency.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
     response
 }

@@ -7,10 +7,7 @@ use domain::log::{LogEvent, SEAL_STREAM};
 use futures::StreamExt;
 
 use crate::{
-    hashing::{
-        event_hash, merkle_leaf, merkle_root, parse_hex_hash, seal_digest, Hash, HashedFields,
-        ZERO_HASH,
-    },
+    hashing::{event_hash, merkle_leaf, merkle_root, parse_hex_hash, seal_digest, Hash, HashedFields, ZERO_HASH},
     store::{EventStore, RecordedEvent, StoreError, EVENT_COLUMNS},
 };
 
@@ -56,39 +53,21 @@ pub async fn verify(store: &EventStore) -> Result<AuditReport, StoreError> {
     let mut rows = sqlx::query(&sql).fetch(store.pool());
     let mut streams: HashMap<String, (i64, Hash)> = HashMap::new();
     let mut pending: Vec<(i64, Hash)> = Vec::new();
-    let mut report = AuditReport {
-        events: 0,
-        streams: 0,
-        seals: 0,
-        sealed_through: 0,
-        unsealed: 0,
-        broken: None,
-    };
+    let mut report = AuditReport { events: 0, streams: 0, seals: 0, sealed_through: 0, unsealed: 0, broken: None };
     let mut previous_seal = ZERO_HASH;
 
     while let Some(row) = rows.next().await {
         let event = RecordedEvent::from_row(&row?)?;
-        let fail = |reason: String| Broken {
-            position: event.position,
-            stream_id: event.stream_id.clone(),
-            reason,
-        };
-        let (last_version, last_hash) = streams
-            .get(&event.stream_id)
-            .copied()
-            .unwrap_or((0, ZERO_HASH));
+        let fail = |reason: String| Broken { position: event.position, stream_id: event.stream_id.clone(), reason };
+        let (last_version, last_hash) = streams.get(&event.stream_id).copied().unwrap_or((0, ZERO_HASH));
         if event.stream_version != last_version + 1 {
-            let reason = format!(
-                "stream version {} follows version {last_version}: an event is missing",
-                event.stream_version
-            );
+            let reason =
+                format!("stream version {} follows version {last_version}: an event is missing", event.stream_version);
             report.broken = Some(fail(reason));
             break;
         }
         if event.prev_hash != last_hash {
-            report.broken = Some(fail(
-                "previous-hash link does not match the stream's previous event".into(),
-            ));
+            report.broken = Some(fail("previous-hash link does not match the stream's previous event".into()));
             break;
         }
         let recomputed = event_hash(
@@ -105,9 +84,7 @@ pub async fn verify(store: &EventStore) -> Result<AuditReport, StoreError> {
             },
         );
         if event.hash != recomputed {
-            report.broken = Some(fail(
-                "content does not match its hash: the event was altered".into(),
-            ));
+            report.broken = Some(fail("content does not match its hash: the event was altered".into()));
             break;
         }
         streams.insert(event.stream_id.clone(), (event.stream_version, recomputed));
@@ -132,9 +109,7 @@ fn check_seal(
     previous_seal: &mut Hash,
     report: &mut AuditReport,
 ) -> Result<(), String> {
-    let LogEvent::RangeSealed(seal) = event
-        .decode::<LogEvent>()
-        .map_err(|e| format!("seal is unreadable: {e}"))?;
+    let LogEvent::RangeSealed(seal) = event.decode::<LogEvent>().map_err(|e| format!("seal is unreadable: {e}"))?;
     if seal.after_position != report.sealed_through {
         return Err(format!(
             "seal starts after position {} but the previous seal ends at {}: a seal is missing",
@@ -159,13 +134,7 @@ fn check_seal(
             covered.len()
         ));
     }
-    let digest = seal_digest(
-        previous_seal,
-        seal.after_position,
-        seal.to_position,
-        seal.event_count,
-        &root,
-    );
+    let digest = seal_digest(previous_seal, seal.after_position, seal.to_position, seal.event_count, &root);
     if parse_hex_hash(&seal.seal) != Some(digest) {
         return Err("seal digest does not match its range".into());
     }

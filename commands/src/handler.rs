@@ -6,8 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::store::{
-    CommandRecord, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError,
-    StreamWrite,
+    CommandRecord, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
 };
 
 /// How many times a command is decided again after a concurrent change. Every
@@ -100,10 +99,7 @@ pub struct Loaded<A: Aggregate> {
 }
 
 /// Loads and folds a stream.
-pub async fn load<A: Aggregate>(
-    store: &EventStore,
-    stream_id: &str,
-) -> Result<Loaded<A>, CommandError> {
+pub async fn load<A: Aggregate>(store: &EventStore, stream_id: &str) -> Result<Loaded<A>, CommandError> {
     let recorded = store.read_stream(stream_id).await?;
     let mut state = A::State::default();
     for r in &recorded {
@@ -161,13 +157,7 @@ where
             outcome: answer.clone(),
         });
         match store.append(&[write], record.as_ref()).await {
-            Ok(recorded) => {
-                return Ok(Executed {
-                    outcome: answer,
-                    events: recorded,
-                    replayed: false,
-                })
-            }
+            Ok(recorded) => return Ok(Executed { outcome: answer, events: recorded, replayed: false }),
             Err(StoreError::Conflict { .. }) => continue,
             Err(StoreError::DuplicateCommand(_)) => {
                 // A concurrent duplicate committed first: answer as it did.
@@ -181,22 +171,13 @@ where
     Err(CommandError::TooMuchContention(stream_id.to_owned()))
 }
 
-async fn replay(
-    store: &EventStore,
-    ctx: &CommandContext,
-) -> Result<Option<Executed>, CommandError> {
+async fn replay(store: &EventStore, ctx: &CommandContext) -> Result<Option<Executed>, CommandError> {
     let Some(id) = &ctx.command_id else {
         return Ok(None);
     };
     match store.find_command(ctx.company_id, id).await? {
-        Some((hash, _)) if hash != ctx.request_hash => {
-            Err(CommandError::IdempotencyMismatch(id.clone()))
-        }
-        Some((_, outcome)) => Ok(Some(Executed {
-            outcome,
-            events: vec![],
-            replayed: true,
-        })),
+        Some((hash, _)) if hash != ctx.request_hash => Err(CommandError::IdempotencyMismatch(id.clone())),
+        Some((_, outcome)) => Ok(Some(Executed { outcome, events: vec![], replayed: true })),
         None => Ok(None),
     }
 }

@@ -141,10 +141,7 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let mut out = String::new();
-        canonical_json(
-            &json!({"b": 1, "a": {"d": [true, null], "c": "x\"y"}}),
-            &mut out,
-        );
+        canonical_json(&json!({"b": 1, "a": {"d": [true, null], "c": "x\"y"}}), &mut out);
         assert_eq!(out, r#"{"a":{"c":"x\"y","d":[true,null]},"b":1}"#);
     }
 
@@ -165,9 +162,6 @@ mod tests {
         h.update(leaves[2]);
         let expected: Hash = h.finalize().into();
         assert_eq!(merkle_root(&leaves), expected);
-        assert_ne!(
-            merkle_root(&leaves[..2]),
-            merkle_root(&[leaves[1], leaves[0]])
-        );
+        assert_ne!(merkle_root(&leaves[..2]), merkle_root(&[leaves[1], leaves[0]]));
     }
 }

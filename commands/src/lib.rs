@@ -16,6 +16,4 @@ pub mod store;
 pub mod terminals;
 
 pub use handler::{CommandContext, CommandError, Executed};
-pub use store::{
-    EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
-};
+pub use store::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite};

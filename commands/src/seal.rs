@@ -20,9 +20,7 @@ use crate::{
 pub const MAX_SEAL_RANGE: i64 = 50_000;
 
 /// The last seal and the version of the seal stream.
-async fn last_seal(
-    store: &EventStore,
-) -> Result<(i64, Option<RangeSealed>, Option<Hash>), StoreError> {
+async fn last_seal(store: &EventStore) -> Result<(i64, Option<RangeSealed>, Option<Hash>), StoreError> {
     let row = sqlx::query(
         "SELECT stream_version, event_type, schema_version, payload, hash FROM events \
          WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
@@ -37,11 +35,10 @@ async fn last_seal(
     let event_type: String = row.try_get("event_type")?;
     let schema_version: i32 = row.try_get("schema_version")?;
     let hash: Vec<u8> = row.try_get("hash")?;
-    let seal =
-        match LogEvent::from_record(&event_type, schema_version as u32, row.try_get("payload")?) {
-            Ok(LogEvent::RangeSealed(seal)) => Some(seal),
-            Err(_) => None,
-        };
+    let seal = match LogEvent::from_record(&event_type, schema_version as u32, row.try_get("payload")?) {
+        Ok(LogEvent::RangeSealed(seal)) => Some(seal),
+        Err(_) => None,
+    };
     Ok((version, seal, hash.as_slice().try_into().ok()))
 }
 
@@ -51,19 +48,12 @@ async fn last_seal(
 pub async fn seal_once(store: &EventStore) -> Result<Option<RangeSealed>, StoreError> {
     let (version, previous, previous_event_hash) = last_seal(store).await?;
     let after = previous.as_ref().map_or(0, |s| s.to_position);
-    let previous_seal = previous
-        .as_ref()
-        .and_then(|s| parse_hex_hash(&s.seal))
-        .unwrap_or(ZERO_HASH);
+    let previous_seal = previous.as_ref().and_then(|s| parse_hex_hash(&s.seal)).unwrap_or(ZERO_HASH);
 
     let sql = format!(
         "SELECT position, hash, stream_id FROM events WHERE position > $1 AND position < {WATERMARK} ORDER BY position LIMIT $2"
     );
-    let rows = sqlx::query(&sql)
-        .bind(after)
-        .bind(MAX_SEAL_RANGE)
-        .fetch_all(store.pool())
-        .await?;
+    let rows = sqlx::query(&sql).bind(after).bind(MAX_SEAL_RANGE).fetch_all(store.pool()).await?;
     let mut leaves = Vec::with_capacity(rows.len());
     let mut to = after;
     let mut has_news = false;
@@ -94,9 +84,7 @@ pub async fn seal_once(store: &EventStore) -> Result<Option<RangeSealed>, StoreE
         stream_id: SEAL_STREAM.to_owned(),
         expected: ExpectedVersion::Exact(version),
         prev_hash: previous_event_hash,
-        events: vec![NewEvent::from_domain(&LogEvent::RangeSealed(
-            sealed.clone(),
-        ))],
+        events: vec![NewEvent::from_domain(&LogEvent::RangeSealed(sealed.clone()))],
         metadata: Metadata::system("sealer"),
     };
     match store.append(&[write], None).await {

@@ -101,12 +101,7 @@ impl NewEvent {
     /// From a domain event.
     pub fn from_domain<E: domain::DomainEvent>(event: &E) -> Self {
         let (event_type, version, payload) = event.to_record();
-        Self {
-            event_id: Uuid::now_v7(),
-            event_type: event_type.to_owned(),
-            schema_version: version as i32,
-            payload,
-        }
+        Self { event_id: Uuid::now_v7(), event_type: event_type.to_owned(), schema_version: version as i32, payload }
     }
 }
 
@@ -171,26 +166,17 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// The company in the metadata.
     pub fn company_id(&self) -> Option<Uuid> {
-        self.metadata
-            .get("companyId")
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
+        self.metadata.get("companyId").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
     }
 
     /// The stream category (`terminal` of `terminal-EVSE-001`).
     pub fn category(&self) -> &str {
-        self.stream_id
-            .split_once('-')
-            .map_or(self.stream_id.as_str(), |(c, _)| c)
+        self.stream_id.split_once('-').map_or(self.stream_id.as_str(), |(c, _)| c)
     }
 
     /// Decodes the payload into a domain event, upcasting old versions.
     pub fn decode<E: domain::DomainEvent>(&self) -> Result<E, domain::EventDecodeError> {
-        E::from_record(
-            &self.event_type,
-            self.schema_version as u32,
-            self.payload.clone(),
-        )
+        E::from_record(&self.event_type, self.schema_version as u32, self.payload.clone())
     }
 
     /// The hash as an array (stored hashes are always 32 bytes, by constraint).
@@ -246,10 +232,7 @@ impl EventStore {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            signals: Arc::new(Signals {
-                local_commits: watch::Sender::new(0),
-                wakeups: watch::Sender::new(0),
-            }),
+            signals: Arc::new(Signals { local_commits: watch::Sender::new(0), wakeups: watch::Sender::new(0) }),
         }
     }
 
@@ -276,11 +259,7 @@ impl EventStore {
 
     /// Starts a transaction in which several appends can be made atomically.
     pub async fn begin(&self) -> Result<LogTransaction, StoreError> {
-        Ok(LogTransaction {
-            tx: self.pool.begin().await?,
-            next_index: 0,
-            signals: self.signals.clone(),
-        })
+        Ok(LogTransaction { tx: self.pool.begin().await?, next_index: 0, signals: self.signals.clone() })
     }
 
     /// Appends to one or more streams atomically, with an optional command record.
@@ -295,9 +274,7 @@ impl EventStore {
         if let [write] = writes {
             if let Some((last_version, prev_hash)) = known_predecessor(write) {
                 if !write.events.is_empty() {
-                    let recorded =
-                        insert_events(&self.pool, write, last_version, prev_hash, 0, command)
-                            .await?;
+                    let recorded = insert_events(&self.pool, write, last_version, prev_hash, 0, command).await?;
                     self.signals.committed();
                     return Ok(recorded);
                 }
@@ -317,17 +294,9 @@ impl EventStore {
 
     /// Every event of a stream, in version order.
     pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(RecordedEvent::from_row)
-            .collect::<Result<_, _>>()?)
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
+        let rows = sqlx::query(&sql).bind(stream_id).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(RecordedEvent::from_row).collect::<Result<_, _>>()?)
     }
 
     /// Up to `limit` events after `after` in global order, only below the
@@ -336,44 +305,33 @@ impl EventStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 AND position < {WATERMARK} ORDER BY position LIMIT $2"
         );
-        let rows = sqlx::query(&sql)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(RecordedEvent::from_row)
-            .collect::<Result<_, _>>()?)
+        let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(RecordedEvent::from_row).collect::<Result<_, _>>()?)
     }
 
     /// Whether committed events exist after `after` that the watermark still holds
     /// back (an older transaction is open): readers then poll briefly instead of
     /// waiting for a notification.
     pub async fn held_back_after(&self, after: i64) -> Result<bool, StoreError> {
-        let held: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE position > $1)")
-                .bind(after)
-                .fetch_one(&self.pool)
-                .await?;
+        let held: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE position > $1)")
+            .bind(after)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(held)
     }
 
     /// The last readable position (0 for an empty log).
     pub async fn head_position(&self) -> Result<i64, StoreError> {
-        let sql =
-            format!("SELECT COALESCE(MAX(position), 0) FROM events WHERE position < {WATERMARK}");
+        let sql = format!("SELECT COALESCE(MAX(position), 0) FROM events WHERE position < {WATERMARK}");
         Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
     }
 
     /// Events readable after `after`, counted up to `cap`.
     pub async fn count_after(&self, after: i64, cap: i64) -> Result<i64, StoreError> {
-        let sql = format!("SELECT count(*) FROM (SELECT 1 FROM events WHERE position > $1 AND position < {WATERMARK} LIMIT $2) t");
-        Ok(sqlx::query_scalar(&sql)
-            .bind(after)
-            .bind(cap)
-            .fetch_one(&self.pool)
-            .await?)
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE position > $1 AND position < {WATERMARK} LIMIT $2) t"
+        );
+        Ok(sqlx::query_scalar(&sql).bind(after).bind(cap).fetch_one(&self.pool).await?)
     }
 
     /// The stored outcome of a command, with its request hash.
@@ -382,11 +340,12 @@ impl EventStore {
         company_id: Uuid,
         command_id: &str,
     ) -> Result<Option<(Vec<u8>, Value)>, StoreError> {
-        let row = sqlx::query("SELECT request_hash, outcome FROM command_log WHERE company_id = $1 AND command_id = $2")
-            .bind(company_id)
-            .bind(command_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT request_hash, outcome FROM command_log WHERE company_id = $1 AND command_id = $2")
+                .bind(company_id)
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(match row {
             Some(row) => Some((row.try_get("request_hash")?, row.try_get("outcome")?)),
             None => None,
@@ -439,15 +398,7 @@ impl LogTransaction {
             return Err(StoreError::TooManyEvents);
         }
         let (last_version, prev_hash) = self.resolve_expected(write).await?;
-        let recorded = insert_events(
-            &mut *self.tx,
-            write,
-            last_version,
-            prev_hash,
-            self.next_index,
-            None,
-        )
-        .await?;
+        let recorded = insert_events(&mut *self.tx, write, last_version, prev_hash, self.next_index, None).await?;
         self.next_index += write.events.len();
         Ok(recorded)
     }
@@ -461,30 +412,29 @@ impl LogTransaction {
             ExpectedVersion::Exact(v) => Some(v),
             _ => None,
         };
-        let row = match exact {
-            Some(v) => sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 AND stream_version = $2")
+        let row =
+            match exact {
+                Some(v) => {
+                    sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 AND stream_version = $2")
+                        .bind(&write.stream_id)
+                        .bind(v)
+                        .fetch_optional(&mut *self.tx)
+                        .await?
+                }
+                None => sqlx::query(
+                    "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
+                )
                 .bind(&write.stream_id)
-                .bind(v)
                 .fetch_optional(&mut *self.tx)
                 .await?,
-            None => sqlx::query("SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1")
-                .bind(&write.stream_id)
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        };
+            };
         match row {
             Some(row) => {
                 let hash: Vec<u8> = row.try_get("hash")?;
-                Ok((
-                    row.try_get("stream_version")?,
-                    hash.as_slice().try_into().unwrap_or(ZERO_HASH),
-                ))
+                Ok((row.try_get("stream_version")?, hash.as_slice().try_into().unwrap_or(ZERO_HASH)))
             }
             None if exact.is_none() => Ok((0, ZERO_HASH)),
-            None => Err(StoreError::Conflict {
-                stream_id: write.stream_id.clone(),
-                expected: exact.unwrap_or(0),
-            }),
+            None => Err(StoreError::Conflict { stream_id: write.stream_id.clone(), expected: exact.unwrap_or(0) }),
         }
     }
 
@@ -541,10 +491,7 @@ fn map_insert_error(
 ) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key") => {
-            StoreError::Conflict {
-                stream_id: write.stream_id.clone(),
-                expected: last_version,
-            }
+            StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version }
         }
         sqlx::Error::Database(db) if db.constraint() == Some("command_log_pkey") => {
             StoreError::DuplicateCommand(command.map(|c| c.command_id.clone()).unwrap_or_default())
@@ -601,60 +548,25 @@ async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
         });
         prev = hash;
     }
-    let query = sqlx::query(if command.is_some() {
-        INSERT_EVENTS_WITH_COMMAND
-    } else {
-        INSERT_EVENTS
-    })
-    .bind(&write.stream_id)
-    .bind(&metadata)
-    .bind(recorded_at)
-    .bind(recorded.iter().map(|r| r.position).collect::<Vec<_>>())
-    .bind(
-        recorded
-            .iter()
-            .map(|r| r.stream_version)
-            .collect::<Vec<_>>(),
-    )
-    .bind(recorded.iter().map(|r| r.event_id).collect::<Vec<_>>())
-    .bind(
-        recorded
-            .iter()
-            .map(|r| r.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        recorded
-            .iter()
-            .map(|r| r.schema_version)
-            .collect::<Vec<_>>(),
-    )
-    .bind(recorded.iter().map(|r| &r.payload).collect::<Vec<_>>())
-    .bind(
-        recorded
-            .iter()
-            .map(|r| r.prev_hash.as_slice())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        recorded
-            .iter()
-            .map(|r| r.hash.as_slice())
-            .collect::<Vec<_>>(),
-    );
+    let query = sqlx::query(if command.is_some() { INSERT_EVENTS_WITH_COMMAND } else { INSERT_EVENTS })
+        .bind(&write.stream_id)
+        .bind(&metadata)
+        .bind(recorded_at)
+        .bind(recorded.iter().map(|r| r.position).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| r.stream_version).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| r.schema_version).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| &r.payload).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| r.prev_hash.as_slice()).collect::<Vec<_>>())
+        .bind(recorded.iter().map(|r| r.hash.as_slice()).collect::<Vec<_>>());
     let query = match command {
-        Some(c) => query
-            .bind(c.company_id)
-            .bind(&c.command_id)
-            .bind(&c.command_type)
-            .bind(&c.request_hash)
-            .bind(&c.outcome),
+        Some(c) => {
+            query.bind(c.company_id).bind(&c.command_id).bind(&c.command_type).bind(&c.request_hash).bind(&c.outcome)
+        }
         None => query,
     };
-    let rows = query
-        .fetch_all(executor)
-        .await
-        .map_err(|e| map_insert_error(e, write, last_version, command))?;
+    let rows = query.fetch_all(executor).await.map_err(|e| map_insert_error(e, write, last_version, command))?;
     for row in rows {
         let version: i64 = row.try_get("stream_version")?;
         if let Some(r) = recorded.get_mut((version - last_version - 1) as usize) {

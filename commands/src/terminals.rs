@@ -20,16 +20,11 @@ use crate::{
 pub async fn hash_password(password: String) -> Result<String, DomainError> {
     if !(16..=40).contains(&password.len()) {
         // OCPP security profile 1/2: 16 to 40 characters (passwordString).
-        return Err(DomainError::field(
-            "chargerPassword",
-            "must be 16 to 40 characters",
-        ));
+        return Err(DomainError::field("chargerPassword", "must be 16 to 40 characters"));
     }
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
     })
     .await
     .map_err(|_| DomainError::InvalidState("password hashing was interrupted".into()))?
@@ -38,17 +33,20 @@ pub async fn hash_password(password: String) -> Result<String, DomainError> {
 
 /// Checks a password against a stored Argon2 PHC string.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
+    PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
 }
 
-/// What a terminal command answers: the terminal id and the stream version
-/// after the command. The HTTP layer renders the terminal from the read model.
+/// What a terminal command answers: the terminal id, its status and the stream
+/// version after the command. The HTTP layer renders the terminal from the read
+/// model once it has caught up, and this outcome when it has not.
 fn outcome(id: &TerminalId) -> impl Fn(&TerminalState, i64) -> Value + '_ {
-    move |_, version| json!({ "terminalId": id.as_str(), "version": version })
+    move |state, version| {
+        let status = match state {
+            TerminalState::Registered(t) => Some(t.status.as_str()),
+            TerminalState::Unregistered => None,
+        };
+        json!({ "terminalId": id.as_str(), "status": status, "version": version })
+    }
 }
 
 /// Executes a terminal command.
@@ -63,13 +61,5 @@ pub async fn handle(
         TerminalCommand::ReportHealth(_) => "terminal.report_health",
         TerminalCommand::ChangeStatus(_) => "terminal.change_status",
     };
-    execute::<Terminal, _>(
-        store,
-        &Terminal::stream_id(id),
-        ctx,
-        command_type,
-        command,
-        outcome(id),
-    )
-    .await
+    execute::<Terminal, _>(store, &Terminal::stream_id(id), ctx, command_type, command, outcome(id)).await
 }

@@ -30,13 +30,7 @@ use uuid::Uuid;
 #[sqlx::test(migrations = "../migrations")]
 async fn the_log_refuses_update_delete_and_truncate(pool: PgPool) {
     let store = EventStore::new(pool.clone());
-    store
-        .append(
-            &[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])],
-            None,
-        )
-        .await
-        .unwrap();
+    store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
     for sql in [
         "UPDATE events SET payload = '{}'",
         "UPDATE events SET payload = '{}' WHERE false",
@@ -55,44 +49,14 @@ async fn the_log_refuses_update_delete_and_truncate(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_stale_expected_version_is_a_typed_conflict(pool: PgPool) {
     let store = EventStore::new(pool);
-    store
-        .append(
-            &[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .append(
-            &[write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])],
-            None,
-        )
-        .await
-        .unwrap();
-    let err = store
-        .append(
-            &[write("s-1", ExpectedVersion::Exact(1), vec![new_event(3)])],
-            None,
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict { ref stream_id, expected: 1 } if stream_id == "s-1"),
-        "{err}"
-    );
-    let err = store
-        .append(
-            &[write("s-1", ExpectedVersion::NoStream, vec![new_event(3)])],
-            None,
-        )
-        .await
-        .unwrap_err();
+    store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    store.append(&[write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])], None).await.unwrap();
+    let err = store.append(&[write("s-1", ExpectedVersion::Exact(1), vec![new_event(3)])], None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { ref stream_id, expected: 1 } if stream_id == "s-1"), "{err}");
+    let err = store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(3)])], None).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     let stream = store.read_stream("s-1").await.unwrap();
-    assert_eq!(
-        stream.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    assert_eq!(stream.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(stream[1].prev_hash, stream[0].hash);
 }
 
@@ -101,24 +65,13 @@ async fn command_handlers_reload_and_retry_after_a_conflict(pool: PgPool) {
     let store = EventStore::new(wide_pool(&pool, 12).await);
     let company = Uuid::new_v4();
     let id = TerminalId::parse("EVSE-RACE").unwrap();
-    terminals::handle(
-        &store,
-        &ctx(company, None, "r"),
-        &id,
-        register(company, "EVSE-RACE"),
-    )
-    .await
-    .unwrap();
+    terminals::handle(&store, &ctx(company, None, "r"), &id, register(company, "EVSE-RACE")).await.unwrap();
     // Ten operators flip the status at once; each decision is made on fresh state.
     let mut tasks = Vec::new();
     for i in 0..10 {
         let (store, id) = (store.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
-            let status = if i % 2 == 0 {
-                TerminalStatus::Available
-            } else {
-                TerminalStatus::Unavailable
-            };
+            let status = if i % 2 == 0 { TerminalStatus::Available } else { TerminalStatus::Unavailable };
             let command = TerminalCommand::ChangeStatus(ChangeStatus {
                 company_id: CompanyId(company),
                 status,
@@ -132,14 +85,8 @@ async fn command_handlers_reload_and_retry_after_a_conflict(pool: PgPool) {
         t.await.unwrap().unwrap();
     }
     let stream = store.read_stream("terminal-EVSE-RACE").await.unwrap();
-    assert_eq!(
-        stream.len(),
-        11,
-        "every change applied once, none lost to a race"
-    );
-    assert!(stream
-        .windows(2)
-        .all(|w| w[1].stream_version == w[0].stream_version + 1 && w[1].prev_hash == w[0].hash));
+    assert_eq!(stream.len(), 11, "every change applied once, none lost to a race");
+    assert!(stream.windows(2).all(|w| w[1].stream_version == w[0].stream_version + 1 && w[1].prev_hash == w[0].hash));
 }
 
 /// The guide's hardest rule: no reader ever skips an event. 32 writers commit
@@ -159,10 +106,7 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(pool: PgPool)
             let mut seen: Vec<RecordedEvent> = Vec::new();
             let mut idle_after_writers = 0;
             loop {
-                let batch = store
-                    .read_all(seen.last().map_or(0, |e| e.position), 200)
-                    .await
-                    .unwrap();
+                let batch = store.read_all(seen.last().map_or(0, |e| e.position), 200).await.unwrap();
                 if batch.is_empty() {
                     if !writing.load(Ordering::SeqCst) {
                         idle_after_writers += 1;
@@ -180,17 +124,14 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(pool: PgPool)
 
     let mut writers = Vec::new();
     for w in 0..32 {
-        let (store, committed, rolled_back) =
-            (store.clone(), committed.clone(), rolled_back.clone());
+        let (store, committed, rolled_back) = (store.clone(), committed.clone(), rolled_back.clone());
         writers.push(tokio::spawn(async move {
             for i in 0..25 {
                 let mut tx = store.begin().await.unwrap();
                 let n = rand::thread_rng().gen_range(1..=3);
                 let events: Vec<_> = (0..n).map(|k| new_event(i * 10 + k)).collect();
                 let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-                tx.append(&write(&format!("w-{w}"), ExpectedVersion::Any, events))
-                    .await
-                    .unwrap();
+                tx.append(&write(&format!("w-{w}"), ExpectedVersion::Any, events)).await.unwrap();
                 let (hold, hold_ms, roll_back) = {
                     let mut rng = rand::thread_rng();
                     (rng.gen_bool(0.3), rng.gen_range(1..15), rng.gen_bool(0.25))
@@ -217,27 +158,14 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(pool: PgPool)
 
     let committed = committed.lock().await.clone();
     let rolled_back = rolled_back.lock().await.clone();
-    assert!(
-        !rolled_back.is_empty() && committed.len() > 500,
-        "the test must exercise both outcomes"
-    );
+    assert!(!rolled_back.is_empty() && committed.len() > 500, "the test must exercise both outcomes");
     let seen_ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
     let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
     assert_eq!(unique.len(), seen_ids.len(), "an event was delivered twice");
-    assert!(
-        seen.windows(2).all(|w| w[0].position < w[1].position),
-        "positions out of order"
-    );
-    assert!(
-        unique.is_disjoint(&rolled_back),
-        "a rolled-back event was read"
-    );
+    assert!(seen.windows(2).all(|w| w[0].position < w[1].position), "positions out of order");
+    assert!(unique.is_disjoint(&rolled_back), "a rolled-back event was read");
     let missing: BTreeSet<_> = committed.difference(&unique).collect();
-    assert!(
-        missing.is_empty(),
-        "the reader skipped {} committed events",
-        missing.len()
-    );
+    assert!(missing.is_empty(), "the reader skipped {} committed events", missing.len());
     assert_eq!(unique.len(), committed.len());
 }
 
@@ -247,29 +175,14 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(pool: PgPool)
 async fn an_open_older_transaction_holds_back_later_commits(pool: PgPool) {
     let store = EventStore::new(wide_pool(&pool, 4).await);
     let mut older = store.begin().await.unwrap();
-    older
-        .append(&write("old", ExpectedVersion::NoStream, vec![new_event(1)]))
-        .await
-        .unwrap();
-    store
-        .append(
-            &[write("new", ExpectedVersion::NoStream, vec![new_event(2)])],
-            None,
-        )
-        .await
-        .unwrap();
+    older.append(&write("old", ExpectedVersion::NoStream, vec![new_event(1)])).await.unwrap();
+    store.append(&[write("new", ExpectedVersion::NoStream, vec![new_event(2)])], None).await.unwrap();
 
-    assert!(
-        store.read_all(0, 100).await.unwrap().is_empty(),
-        "the later commit must wait for the older transaction"
-    );
+    assert!(store.read_all(0, 100).await.unwrap().is_empty(), "the later commit must wait for the older transaction");
     assert!(store.held_back_after(0).await.unwrap());
     older.commit().await.unwrap();
     let all = read_everything(&store).await;
-    assert_eq!(
-        all.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(),
-        vec!["old", "new"]
-    );
+    assert_eq!(all.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), vec!["old", "new"]);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -277,37 +190,20 @@ async fn the_same_command_id_twice_gives_the_first_outcome_and_one_set_of_events
     let store = EventStore::new(wide_pool(&pool, 12).await);
     let company = Uuid::new_v4();
     let id = TerminalId::parse("EVSE-IDEM").unwrap();
-    let first = terminals::handle(
-        &store,
-        &ctx(company, Some("key-1"), "body"),
-        &id,
-        register(company, "EVSE-IDEM"),
-    )
-    .await
-    .unwrap();
-    let again = terminals::handle(
-        &store,
-        &ctx(company, Some("key-1"), "body"),
-        &id,
-        register(company, "EVSE-IDEM"),
-    )
-    .await
-    .unwrap();
+    let first = terminals::handle(&store, &ctx(company, Some("key-1"), "body"), &id, register(company, "EVSE-IDEM"))
+        .await
+        .unwrap();
+    let again = terminals::handle(&store, &ctx(company, Some("key-1"), "body"), &id, register(company, "EVSE-IDEM"))
+        .await
+        .unwrap();
     assert!(!first.replayed && again.replayed);
     assert_eq!(first.outcome, again.outcome);
     assert!(again.events.is_empty());
 
-    let other = terminals::handle(
-        &store,
-        &ctx(company, Some("key-1"), "another body"),
-        &id,
-        register(company, "EVSE-IDEM"),
-    )
-    .await;
-    assert!(
-        matches!(other, Err(CommandError::IdempotencyMismatch(_))),
-        "{other:?}"
-    );
+    let other =
+        terminals::handle(&store, &ctx(company, Some("key-1"), "another body"), &id, register(company, "EVSE-IDEM"))
+            .await;
+    assert!(matches!(other, Err(CommandError::IdempotencyMismatch(_))), "{other:?}");
 
     // Concurrent duplicates of a status change: exactly one takes effect.
     let mut tasks = Vec::new();
@@ -320,9 +216,7 @@ async fn the_same_command_id_twice_gives_the_first_outcome_and_one_set_of_events
                 reason: None,
                 now: chrono::Utc::now(),
             });
-            terminals::handle(&store, &ctx(company, Some("key-2"), "status"), &id, command)
-                .await
-                .unwrap()
+            terminals::handle(&store, &ctx(company, Some("key-2"), "status"), &id, command).await.unwrap()
         }));
     }
     let mut outcomes = Vec::new();
@@ -331,10 +225,7 @@ async fn the_same_command_id_twice_gives_the_first_outcome_and_one_set_of_events
     }
     assert_eq!(outcomes.iter().filter(|o| !o.replayed).count(), 1);
     assert!(outcomes.windows(2).all(|w| w[0].outcome == w[1].outcome));
-    assert_eq!(
-        store.read_stream("terminal-EVSE-IDEM").await.unwrap().len(),
-        2
-    );
+    assert_eq!(store.read_stream("terminal-EVSE-IDEM").await.unwrap().len(), 2);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -348,13 +239,8 @@ async fn a_refused_command_appends_nothing(pool: PgPool) {
         reason: None,
         now: chrono::Utc::now(),
     });
-    let err = terminals::handle(&store, &ctx(company, Some("k"), "x"), &id, command)
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        CommandError::Domain(DomainError::NotFound(_))
-    ));
+    let err = terminals::handle(&store, &ctx(company, Some("k"), "x"), &id, command).await.unwrap_err();
+    assert!(matches!(err, CommandError::Domain(DomainError::NotFound(_))));
     assert!(read_everything(&store).await.is_empty());
     assert!(store.find_command(company, "k").await.unwrap().is_none());
 }
@@ -364,27 +250,10 @@ async fn log_with_history(pool: &PgPool) -> EventStore {
     for s in 0..5 {
         let stream = format!("acct-{s}");
         store
-            .append(
-                &[write(
-                    &stream,
-                    ExpectedVersion::NoStream,
-                    vec![new_event(1), new_event(2)],
-                )],
-                None,
-            )
+            .append(&[write(&stream, ExpectedVersion::NoStream, vec![new_event(1), new_event(2)])], None)
             .await
             .unwrap();
-        store
-            .append(
-                &[write(
-                    &stream,
-                    ExpectedVersion::Exact(2),
-                    vec![new_event(3)],
-                )],
-                None,
-            )
-            .await
-            .unwrap();
+        store.append(&[write(&stream, ExpectedVersion::Exact(2), vec![new_event(3)])], None).await.unwrap();
     }
     settle(&store).await;
     assert_eq!(seal::seal_all(&store).await.unwrap(), 1);
@@ -394,57 +263,31 @@ async fn log_with_history(pool: &PgPool) -> EventStore {
 async fn tamper(pool: &PgPool, sql: &str) {
     // Out of band, as a superuser who switches the trigger off.
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only").execute(&mut *tx).await.unwrap();
     sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only").execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn verify_passes_on_an_intact_log(pool: PgPool) {
     let store = log_with_history(&pool).await;
-    store
-        .append(
-            &[write(
-                "acct-9",
-                ExpectedVersion::NoStream,
-                vec![new_event(1)],
-            )],
-            None,
-        )
-        .await
-        .unwrap();
+    store.append(&[write("acct-9", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
     let report = audit::verify(&store).await.unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!(
-        (report.events, report.streams, report.seals, report.unsealed),
-        (17, 7, 1, 2)
-    );
+    assert_eq!((report.events, report.streams, report.seals, report.unsealed), (17, 7, 1, 2));
     // A second seal chains to the first and covers the rest.
     settle(&store).await;
     assert_eq!(seal::seal_all(&store).await.unwrap(), 1);
     let report = audit::verify(&store).await.unwrap();
-    assert!(
-        report.ok() && report.seals == 2 && report.unsealed == 1,
-        "{report:?}"
-    );
+    assert!(report.ok() && report.seals == 2 && report.unsealed == 1, "{report:?}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn verify_names_an_altered_event(pool: PgPool) {
     let store = log_with_history(&pool).await;
     let victim = store.read_stream("acct-3").await.unwrap()[1].position;
-    tamper(
-        &pool,
-        &format!("UPDATE events SET payload = '{{\"n\": 999}}' WHERE position = {victim}"),
-    )
-    .await;
+    tamper(&pool, &format!("UPDATE events SET payload = '{{\"n\": 999}}' WHERE position = {victim}")).await;
     let report = audit::verify(&store).await.unwrap();
     let broken = report.broken.expect("tampering must be detected");
     assert_eq!(broken.position, victim);
@@ -455,20 +298,9 @@ async fn verify_names_an_altered_event(pool: PgPool) {
 async fn verify_names_a_deleted_event_inside_a_stream(pool: PgPool) {
     let store = log_with_history(&pool).await;
     let stream = store.read_stream("acct-1").await.unwrap();
-    tamper(
-        &pool,
-        &format!("DELETE FROM events WHERE position = {}", stream[1].position),
-    )
-    .await;
-    let broken = audit::verify(&store)
-        .await
-        .unwrap()
-        .broken
-        .expect("deletion must be detected");
-    assert_eq!(
-        broken.position, stream[2].position,
-        "the event after the gap is named"
-    );
+    tamper(&pool, &format!("DELETE FROM events WHERE position = {}", stream[1].position)).await;
+    let broken = audit::verify(&store).await.unwrap().broken.expect("deletion must be detected");
+    assert_eq!(broken.position, stream[2].position, "the event after the gap is named");
     assert!(broken.reason.contains("missing"), "{}", broken.reason);
 }
 
@@ -476,16 +308,8 @@ async fn verify_names_a_deleted_event_inside_a_stream(pool: PgPool) {
 async fn verify_names_the_seal_when_the_last_event_of_a_stream_is_deleted(pool: PgPool) {
     let store = log_with_history(&pool).await;
     let last = store.read_stream("acct-4").await.unwrap()[2].position;
-    tamper(
-        &pool,
-        &format!("DELETE FROM events WHERE position = {last}"),
-    )
-    .await;
-    let broken = audit::verify(&store)
-        .await
-        .unwrap()
-        .broken
-        .expect("deletion must be detected by the seal");
+    tamper(&pool, &format!("DELETE FROM events WHERE position = {last}")).await;
+    let broken = audit::verify(&store).await.unwrap().broken.expect("deletion must be detected by the seal");
     assert_eq!(broken.stream_id, domain::log::SEAL_STREAM);
     assert!(broken.reason.contains("deleted"), "{}", broken.reason);
 }

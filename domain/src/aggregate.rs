@@ -20,8 +20,7 @@ pub trait Aggregate {
 
     /// Answers a command with the events it causes, or refuses it.
     /// An empty vector means "nothing to do" (the command was already satisfied).
-    fn decide(state: &Self::State, command: Self::Command)
-        -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(state: &Self::State, command: Self::Command) -> Result<Vec<Self::Event>, DomainError>;
 
     /// Folds one event into the state.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
@@ -31,8 +30,6 @@ pub trait Aggregate {
     where
         Self::Event: 'a,
     {
-        events
-            .into_iter()
-            .fold(Self::State::default(), Self::evolve)
+        events.into_iter().fold(Self::State::default(), Self::evolve)
     }
 }

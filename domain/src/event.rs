@@ -44,11 +44,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Sized {
 
     /// The `'static` spelling of a type name, or `""` when it is not one of ours.
     fn static_type(name: &str) -> &'static str {
-        Self::TYPES
-            .iter()
-            .find(|t| **t == name)
-            .copied()
-            .unwrap_or("")
+        Self::TYPES.iter().find(|t| **t == name).copied().unwrap_or("")
     }
 
     /// The schema version this code writes for an event type.
@@ -62,10 +58,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Sized {
         if version == Self::current_version(event_type) {
             Ok(payload)
         } else {
-            Err(EventDecodeError::UnknownVersion {
-                event_type: event_type.to_owned(),
-                version,
-            })
+            Err(EventDecodeError::UnknownVersion { event_type: event_type.to_owned(), version })
         }
     }
 
@@ -81,20 +74,12 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Sized {
     }
 
     /// Rebuilds an event from a stored record, upcasting old versions.
-    fn from_record(
-        event_type: &str,
-        version: u32,
-        payload: Value,
-    ) -> Result<Self, EventDecodeError> {
+    fn from_record(event_type: &str, version: u32, payload: Value) -> Result<Self, EventDecodeError> {
         if Self::static_type(event_type).is_empty() {
             return Err(EventDecodeError::UnknownType(event_type.to_owned()));
         }
         let payload = Self::upcast(event_type, version, payload)?;
-        serde_json::from_value(json!({ "type": event_type, "data": payload })).map_err(|source| {
-            EventDecodeError::Payload {
-                event_type: event_type.to_owned(),
-                source,
-            }
-        })
+        serde_json::from_value(json!({ "type": event_type, "data": payload }))
+            .map_err(|source| EventDecodeError::Payload { event_type: event_type.to_owned(), source })
     }
 }

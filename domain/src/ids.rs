@@ -9,9 +9,7 @@ use uuid::Uuid;
 use crate::DomainError;
 
 /// The tenant. Every read and write is scoped to one.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct CompanyId(pub Uuid);
 
@@ -40,9 +38,7 @@ impl FromStr for CompanyId {
 /// Unique across the whole platform, because a charger connects to the gateway
 /// with nothing but this id. 1 to 48 characters (the OCPP 2.0.1 limit) from the
 /// URL-safe set `A-Z a-z 0-9 . _ - :`; `stats` is reserved by the REST routes.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct TerminalId(String);
 
@@ -52,9 +48,7 @@ impl TerminalId {
 
     /// Validates and wraps an id.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let ok_chars = raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+        let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !ok_chars {
             return Err(DomainError::field(
                 "id",

@@ -30,8 +30,7 @@ impl Money {
     /// Rounds to whole cents, half away from zero. The single rounding point.
     /// `None` when the amount does not fit in `i64` cents.
     pub fn to_cents(&self) -> Option<i64> {
-        let cents = (self.0 * Decimal::ONE_HUNDRED)
-            .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+        let cents = (self.0 * Decimal::ONE_HUNDRED).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
         i64::try_from(cents).ok()
     }
 }
@@ -59,14 +58,8 @@ mod tests {
     #[test]
     fn cents_round_trip_and_round_once_half_away_from_zero() {
         assert_eq!(Money::from_cents(5000).to_cents(), Some(5000));
-        assert_eq!(
-            Money::from_decimal(Decimal::new(12345, 4)).to_cents(),
-            Some(123)
-        ); // 1.2345
-        assert_eq!(
-            Money::from_decimal(Decimal::new(1235, 3)).to_cents(),
-            Some(124)
-        ); // 1.235
+        assert_eq!(Money::from_decimal(Decimal::new(12345, 4)).to_cents(), Some(123)); // 1.2345
+        assert_eq!(Money::from_decimal(Decimal::new(1235, 3)).to_cents(), Some(124)); // 1.235
         assert_eq!(Energy(1500).kwh(), Decimal::new(15, 1));
     }
 }

@@ -31,15 +31,8 @@ impl EventSchema {
 fn variants<E: DomainEvent + JsonSchema>() -> Vec<EventSchema> {
     let root: Schema = schemars::schema_for!(E);
     let root = root.to_value();
-    let defs = root
-        .get("$defs")
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Map::new()));
-    let variants = root
-        .get("oneOf")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let defs = root.get("$defs").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+    let variants = root.get("oneOf").and_then(Value::as_array).cloned().unwrap_or_default();
     variants
         .iter()
         .filter_map(|variant| {
@@ -56,11 +49,7 @@ fn variants<E: DomainEvent + JsonSchema>() -> Vec<EventSchema> {
                 target.extend(source);
                 target.insert("$defs".into(), defs.clone());
             }
-            Some(EventSchema {
-                event_type,
-                version,
-                schema,
-            })
+            Some(EventSchema { event_type, version, schema })
         })
         .collect()
 }
@@ -78,11 +67,7 @@ pub fn all() -> Vec<EventSchema> {
 }
 
 /// Decodes a stored example of any event type (checks it deserializes).
-pub fn decode_example(
-    event_type: &str,
-    version: u32,
-    payload: Value,
-) -> Result<(), crate::EventDecodeError> {
+pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<(), crate::EventDecodeError> {
     match event_type.split_once('.').map(|(category, _)| category) {
         Some("terminal") => TerminalEvent::from_record(event_type, version, payload).map(drop),
         Some("log") => LogEvent::from_record(event_type, version, payload).map(drop),

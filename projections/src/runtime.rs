@@ -52,27 +52,19 @@ pub trait Projector: Send + Sync + 'static {
     /// `search_path` at the live schema, or at the shadow copy during a rebuild.
     fn schema(&self) -> &'static str;
     /// Applies one event. Events it does not care about are ignored.
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError>;
+    async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError>;
 }
 
 /// The checkpoint of a projector (0 when it has never run).
 pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<i64, sqlx::Error> {
-    let position: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
+    let position: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
     Ok(position.unwrap_or(0))
 }
 
-async fn lock_checkpoint(
-    tx: &mut Transaction<'_, Postgres>,
-    name: &str,
-) -> Result<i64, sqlx::Error> {
+async fn lock_checkpoint(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
         .bind(name)
         .execute(&mut **tx)
@@ -83,18 +75,12 @@ async fn lock_checkpoint(
         .await
 }
 
-async fn save_checkpoint(
-    tx: &mut Transaction<'_, Postgres>,
-    name: &str,
-    position: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-    )
-    .bind(name)
-    .bind(position)
-    .execute(&mut **tx)
-    .await?;
+async fn save_checkpoint(tx: &mut Transaction<'_, Postgres>, name: &str, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(position)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -111,12 +97,7 @@ async fn apply_events(
     schema: &str,
     events: &[RecordedEvent],
 ) -> Result<(), ProjectionError> {
-    sqlx::query(&format!(
-        "SET LOCAL search_path TO {}, public",
-        ident(schema)
-    ))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(&format!("SET LOCAL search_path TO {}, public", ident(schema))).execute(&mut **tx).await?;
     for event in events {
         projector.apply(tx, event).await?;
     }
@@ -149,10 +130,7 @@ async fn step(
 }
 
 /// Applies everything currently readable. Returns the number of events applied.
-pub async fn catch_up(
-    store: &EventStore,
-    projector: &dyn Projector,
-) -> Result<usize, ProjectionError> {
+pub async fn catch_up(store: &EventStore, projector: &dyn Projector) -> Result<usize, ProjectionError> {
     let mut total = 0;
     loop {
         let n = step(store, projector, projector.name(), projector.schema()).await?;
@@ -170,14 +148,7 @@ pub async fn run(store: EventStore, projector: Arc<dyn Projector>, shutdown: Can
     loop {
         wakeups.mark_unchanged();
         let wait = match catch_up(&store, projector.as_ref()).await {
-            Ok(_) => match store
-                .held_back_after(
-                    checkpoint(store.pool(), projector.name())
-                        .await
-                        .unwrap_or(0),
-                )
-                .await
-            {
+            Ok(_) => match store.held_back_after(checkpoint(store.pool(), projector.name()).await.unwrap_or(0)).await {
                 Ok(true) => HELD_BACK_POLL,
                 _ => IDLE_POLL,
             },
@@ -224,25 +195,18 @@ pub async fn rebuild(
     let total = store.count_after(0, i64::MAX).await? as u64;
 
     let mut tx = pool.begin().await?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE"))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!("CREATE SCHEMA {shadow}"))
-        .execute(&mut *tx)
-        .await?;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
-    )
-    .bind(&live)
-    .fetch_all(&mut *tx)
-    .await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE")).execute(&mut *tx).await?;
+    sqlx::query(&format!("CREATE SCHEMA {shadow}")).execute(&mut *tx).await?;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename")
+            .bind(&live)
+            .fetch_all(&mut *tx)
+            .await?;
     for table in &tables {
         let table = ident(table);
-        sqlx::query(&format!(
-            "CREATE TABLE {shadow}.{table} (LIKE {live}.{table} INCLUDING ALL)"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(&format!("CREATE TABLE {shadow}.{table} (LIKE {live}.{table} INCLUDING ALL)"))
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO UPDATE SET position = 0")
         .bind(&shadow_checkpoint)
@@ -273,25 +237,14 @@ pub async fn rebuild(
         apply_events(&mut tx, projector, &shadow, &events).await?;
     }
     sqlx::query("RESET search_path").execute(&mut *tx).await?;
-    sqlx::query(&format!("DROP SCHEMA {live} CASCADE"))
+    sqlx::query(&format!("DROP SCHEMA {live} CASCADE")).execute(&mut *tx).await?;
+    sqlx::query(&format!("ALTER SCHEMA {shadow} RENAME TO {live}")).execute(&mut *tx).await?;
+    sqlx::query(&format!("GRANT USAGE ON SCHEMA {live} TO chargeledger_app")).execute(&mut *tx).await?;
+    sqlx::query(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {live} TO chargeledger_app"))
         .execute(&mut *tx)
         .await?;
-    sqlx::query(&format!("ALTER SCHEMA {shadow} RENAME TO {live}"))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!("GRANT USAGE ON SCHEMA {live} TO chargeledger_app"))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {live} TO chargeledger_app"
-    ))
-    .execute(&mut *tx)
-    .await?;
     save_checkpoint(&mut tx, projector.name(), position).await?;
-    sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1")
-        .bind(&shadow_checkpoint)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1").bind(&shadow_checkpoint).execute(&mut *tx).await?;
     tx.commit().await?;
     progress(applied, total.max(applied));
     Ok(applied)

@@ -7,8 +7,8 @@ use chrono::Utc;
 use commands::{terminals, CommandContext, EventStore};
 use domain::{
     terminal::{
-        ChangeStatus, Connector, ConnectorType, HealthKind, OcppVersion, RegisterTerminal,
-        ReportHealth, Severity, TerminalCommand, TerminalStatus,
+        ChangeStatus, Connector, ConnectorType, HealthKind, OcppVersion, RegisterTerminal, ReportHealth, Severity,
+        TerminalCommand, TerminalStatus,
     },
     CompanyId, TerminalId,
 };
@@ -38,37 +38,21 @@ async fn history(store: &EventStore, prefix: &str) {
                 vendor: "ABB".into(),
                 model: "Terra".into(),
                 ocpp_version: OcppVersion::V201,
-                connectors: vec![Connector {
-                    id: 1,
-                    connector_type: ConnectorType::Type2,
-                    max_power_w: 22_000,
-                }],
+                connectors: vec![Connector { id: 1, connector_type: ConnectorType::Type2, max_power_w: 22_000 }],
                 password_hash: None,
                 now: Utc::now(),
             });
-            terminals::handle(store, &ctx(company), &id, register)
-                .await
-                .unwrap();
+            terminals::handle(store, &ctx(company), &id, register).await.unwrap();
             let fault = TerminalCommand::ReportHealth(ReportHealth {
                 company_id: CompanyId(company),
-                kind: if t % 2 == 0 {
-                    HealthKind::Fault
-                } else {
-                    HealthKind::Heartbeat
-                },
-                severity: if t % 2 == 0 {
-                    Severity::Critical
-                } else {
-                    Severity::Info
-                },
+                kind: if t % 2 == 0 { HealthKind::Fault } else { HealthKind::Heartbeat },
+                severity: if t % 2 == 0 { Severity::Critical } else { Severity::Info },
                 code: None,
                 message: Some(format!("report {t}")),
                 occurred_at: Utc::now(),
                 now: Utc::now(),
             });
-            terminals::handle(store, &ctx(company), &id, fault)
-                .await
-                .unwrap();
+            terminals::handle(store, &ctx(company), &id, fault).await.unwrap();
             if t == 3 {
                 let status = TerminalCommand::ChangeStatus(ChangeStatus {
                     company_id: CompanyId(company),
@@ -76,26 +60,21 @@ async fn history(store: &EventStore, prefix: &str) {
                     reason: Some("commissioned".into()),
                     now: Utc::now(),
                 });
-                terminals::handle(store, &ctx(company), &id, status)
-                    .await
-                    .unwrap();
+                terminals::handle(store, &ctx(company), &id, status).await.unwrap();
             }
         }
     }
 }
 
 async fn snapshot(pool: &PgPool) -> (Vec<String>, Vec<String>) {
-    let terminals =
-        sqlx::query_scalar("SELECT row_to_json(t)::text FROM rm_terminals.terminals t ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let health = sqlx::query_scalar(
-        "SELECT row_to_json(h)::text FROM rm_terminals.health_events h ORDER BY event_id",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let terminals = sqlx::query_scalar("SELECT row_to_json(t)::text FROM rm_terminals.terminals t ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let health = sqlx::query_scalar("SELECT row_to_json(h)::text FROM rm_terminals.health_events h ORDER BY event_id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
     (terminals, health)
 }
 
@@ -116,40 +95,22 @@ async fn a_rebuilt_read_model_equals_the_live_one(pool: PgPool) {
     settle(&store).await;
     let projector = TerminalsProjector;
     let applied = runtime::catch_up(&store, &projector).await.unwrap();
-    assert_eq!(
-        applied,
-        12 + 12 + 6 + 3,
-        "registrations, health reports, fault status changes, operator changes"
-    );
+    assert_eq!(applied, 12 + 12 + 6 + 3, "registrations, health reports, fault status changes, operator changes");
     let live = snapshot(&pool).await;
     assert_eq!(live.0.len(), 12);
     assert_eq!(live.1.len(), 12);
 
     let mut progress = Vec::new();
-    let rebuilt = runtime::rebuild(&store, &projector, |done, total| {
-        progress.push((done, total))
-    })
-    .await
-    .unwrap();
+    let rebuilt = runtime::rebuild(&store, &projector, |done, total| progress.push((done, total))).await.unwrap();
     assert_eq!(rebuilt, applied as u64);
     assert_eq!(progress.last(), Some(&(applied as u64, applied as u64)));
-    assert_eq!(
-        snapshot(&pool).await,
-        live,
-        "the rebuilt read model differs from the live one"
-    );
-    assert_eq!(
-        runtime::checkpoint(&pool, projector.name()).await.unwrap(),
-        store.head_position().await.unwrap()
-    );
+    assert_eq!(snapshot(&pool).await, live, "the rebuilt read model differs from the live one");
+    assert_eq!(runtime::checkpoint(&pool, projector.name()).await.unwrap(), store.head_position().await.unwrap());
 
     // The live projector carries on from the swapped checkpoint.
     history(&store, "MORE").await;
     settle(&store).await;
-    assert_eq!(
-        runtime::catch_up(&store, &projector).await.unwrap(),
-        applied
-    );
+    assert_eq!(runtime::catch_up(&store, &projector).await.unwrap(), applied);
     assert_eq!(snapshot(&pool).await.0.len(), 24);
 }
 
@@ -158,20 +119,10 @@ async fn a_damaged_read_model_is_repaired_by_a_rebuild(pool: PgPool) {
     let store = EventStore::new(pool.clone());
     history(&store, "EVSE").await;
     settle(&store).await;
-    runtime::catch_up(&store, &TerminalsProjector)
-        .await
-        .unwrap();
+    runtime::catch_up(&store, &TerminalsProjector).await.unwrap();
     let live = snapshot(&pool).await;
-    sqlx::query("DELETE FROM rm_terminals.terminals WHERE id LIKE 'EVSE-1-%'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE rm_terminals.terminals SET status = 'Charging'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    runtime::rebuild(&store, &TerminalsProjector, |_, _| {})
-        .await
-        .unwrap();
+    sqlx::query("DELETE FROM rm_terminals.terminals WHERE id LIKE 'EVSE-1-%'").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE rm_terminals.terminals SET status = 'Charging'").execute(&pool).await.unwrap();
+    runtime::rebuild(&store, &TerminalsProjector, |_, _| {}).await.unwrap();
     assert_eq!(snapshot(&pool).await, live);
 }

@@ -71,27 +71,12 @@ pub async fn live() -> Json<HealthStatus> {
 
 async fn ping(state: &AppState) -> ComponentHealth {
     let started = Instant::now();
-    match tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&state.pool),
-    )
-    .await
-    {
-        Ok(Ok(_)) => ComponentHealth {
-            status: "up",
-            latency_ms: Some(started.elapsed().as_millis() as u64),
-            error: None,
-        },
-        Ok(Err(e)) => ComponentHealth {
-            status: "down",
-            latency_ms: None,
-            error: Some(e.to_string()),
-        },
-        Err(_) => ComponentHealth {
-            status: "down",
-            latency_ms: None,
-            error: Some("timed out after 2 s".into()),
-        },
+    match tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&state.pool)).await {
+        Ok(Ok(_)) => {
+            ComponentHealth { status: "up", latency_ms: Some(started.elapsed().as_millis() as u64), error: None }
+        }
+        Ok(Err(e)) => ComponentHealth { status: "down", latency_ms: None, error: Some(e.to_string()) },
+        Err(_) => ComponentHealth { status: "down", latency_ms: None, error: Some("timed out after 2 s".into()) },
     }
 }
 
@@ -103,9 +88,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, 
     let pg = ping(&state).await;
     match pg.error {
         None => Ok(Json(HealthStatus { status: "ok" })),
-        Some(e) => Err(ApiError::Unavailable(format!(
-            "postgres is unreachable: {e}"
-        ))),
+        Some(e) => Err(ApiError::Unavailable(format!("postgres is unreachable: {e}"))),
     }
 }
 
@@ -114,26 +97,10 @@ pub async fn projector_health(state: &AppState) -> Result<Vec<ProjectorHealth>, 
     let mut out = Vec::new();
     for projector in projections::all() {
         let checkpoint = projections::runtime::checkpoint(&state.pool, projector.name()).await?;
-        let lag = state
-            .store
-            .count_after(checkpoint, 1_000_000)
-            .await
-            .map_err(ApiError::internal)?;
-        state
-            .metrics
-            .projector_lag
-            .with_label_values(&[projector.name()])
-            .set(lag);
-        state
-            .metrics
-            .projector_checkpoint
-            .with_label_values(&[projector.name()])
-            .set(checkpoint);
-        out.push(ProjectorHealth {
-            name: projector.name().into(),
-            checkpoint,
-            lag_events: lag,
-        });
+        let lag = state.store.count_after(checkpoint, 1_000_000).await.map_err(ApiError::internal)?;
+        state.metrics.projector_lag.with_label_values(&[projector.name()]).set(lag);
+        state.metrics.projector_checkpoint.with_label_values(&[projector.name()]).set(checkpoint);
+        out.push(ProjectorHealth { name: projector.name().into(), checkpoint, lag_events: lag });
     }
     Ok(out)
 }
@@ -144,16 +111,8 @@ pub async fn projector_health(state: &AppState) -> Result<Vec<ProjectorHealth>, 
 pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
     let postgres = ping(&state).await;
     let up = postgres.error.is_none();
-    let projectors = if up {
-        projector_health(&state).await.unwrap_or_default()
-    } else {
-        vec![]
-    };
-    let head = if up {
-        state.store.head_position().await.ok()
-    } else {
-        None
-    };
+    let projectors = if up { projector_health(&state).await.unwrap_or_default() } else { vec![] };
+    let head = if up { state.store.head_position().await.ok() } else { None };
     let body = DetailedHealth {
         status: if up { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
@@ -162,11 +121,7 @@ pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
         log_head_position: head,
         projectors,
     };
-    let status = if up {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if up { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 
@@ -176,8 +131,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(error) = projector_health(&state).await {
         tracing::warn!(%error, "projector lag unavailable for metrics");
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -51,11 +51,13 @@ where
         return Ok(run.await?.into_response());
     };
     let lookup = || async {
-        sqlx::query("SELECT request_hash, status, location, body FROM idempotent_responses WHERE company_id = $1 AND key = $2")
-            .bind(caller.company_id)
-            .bind(key)
-            .fetch_optional(&state.pool)
-            .await
+        sqlx::query(
+            "SELECT request_hash, status, location, body FROM idempotent_responses WHERE company_id = $1 AND key = $2",
+        )
+        .bind(caller.company_id)
+        .bind(key)
+        .fetch_optional(&state.pool)
+        .await
     };
     if let Some(row) = lookup().await? {
         let hash: Vec<u8> = row.try_get("request_hash")?;
@@ -71,9 +73,7 @@ where
             body: row.try_get("body")?,
         };
         let mut response = stored.into_response();
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
     let stored = run.await?;

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use commands::{terminals::hash_password, CommandContext, Executed};
 use domain::{
     terminal::{
-        ChangeStatus, Connector, ConnectorType, HealthKind, OcppVersion, RegisterTerminal,
-        ReportHealth, Severity, TerminalCommand, TerminalStatus,
+        ChangeStatus, Connector, ConnectorType, HealthKind, OcppVersion, RegisterTerminal, ReportHealth, Severity,
+        TerminalCommand, TerminalStatus,
     },
     FieldError, TerminalId,
 };
@@ -156,6 +156,7 @@ fn terminal_id(raw: &str) -> Result<TerminalId, ApiError> {
 }
 
 /// Waits for the read model to include the command, then reads the terminal.
+/// `None` when the projector did not catch up in time (the caller answers 202).
 async fn read_after(
     state: &AppState,
     caller: &Caller,
@@ -164,21 +165,21 @@ async fn read_after(
 ) -> Result<Option<TerminalView>, ApiError> {
     if let Some(position) = executed.last_position() {
         state.metrics.appended(&executed.events);
-        projections::runtime::wait_for(
-            &state.pool,
-            rm::NAME,
-            position,
-            state.config.consistency_wait,
-        )
-        .await;
+        let wait = state.config.consistency_wait;
+        if !projections::runtime::wait_for(&state.pool, rm::NAME, position, wait).await {
+            return Ok(None);
+        }
     }
-    Ok(rm::get(
-        &state.pool,
-        caller.company_id,
-        id.as_str(),
-        state.config.terminal_online,
-    )
-    .await?)
+    Ok(rm::get(&state.pool, caller.company_id, id.as_str(), state.config.terminal_online).await?)
+}
+
+/// 2xx with the read model's view, or 202 with the command's outcome when the
+/// read model has not caught up yet (the write itself is done).
+fn answer(status: StatusCode, location: Option<String>, view: Option<TerminalView>, executed: Executed) -> Stored {
+    match view {
+        Some(view) => Stored { status, location, body: json!(view) },
+        None => Stored { status: StatusCode::ACCEPTED, location, body: executed.outcome },
+    }
 }
 
 /// Register a new EV charging terminal.
@@ -196,64 +197,34 @@ pub async fn register(
     cmd: JsonCommand<RegisterTerminalRequest>,
 ) -> Result<Response, ApiError> {
     caller.require_operator()?;
-    let JsonCommand {
-        body,
-        idempotency_key,
-        fingerprint,
-    } = cmd;
+    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
     let id = TerminalId::parse(&body.id)?;
     let key = idempotency_key.clone();
-    idempotent(
-        &state,
-        &caller,
-        idempotency_key.as_deref(),
-        &fingerprint.clone(),
-        async {
-            let password_hash = match body.charger_password {
-                Some(p) => Some(hash_password(p).await?),
-                None => None,
-            };
-            let command = TerminalCommand::Register(RegisterTerminal {
-                company_id: domain::CompanyId(caller.company_id),
-                terminal_id: id.clone(),
-                station_id: body.station_id,
-                vendor: body.vendor,
-                model: body.model,
-                ocpp_version: body.ocpp_version,
-                connectors: body
-                    .connectors
-                    .into_iter()
-                    .map(|c| Connector {
-                        id: c.id,
-                        connector_type: c.connector_type,
-                        max_power_w: c.max_power_w,
-                    })
-                    .collect(),
-                password_hash,
-                now: Utc::now(),
-            });
-            let executed = commands::terminals::handle(
-                &state.store,
-                &context(&caller, key, fingerprint),
-                &id,
-                command,
-            )
-            .await?;
-            let location = Some(format!("/v1/terminals/{id}"));
-            Ok(match read_after(&state, &caller, &id, &executed).await? {
-                Some(view) => Stored {
-                    status: StatusCode::CREATED,
-                    location,
-                    body: json!(view),
-                },
-                None => Stored {
-                    status: StatusCode::ACCEPTED,
-                    location,
-                    body: executed.outcome,
-                },
-            })
-        },
-    )
+    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint.clone(), async {
+        let password_hash = match body.charger_password {
+            Some(p) => Some(hash_password(p).await?),
+            None => None,
+        };
+        let command = TerminalCommand::Register(RegisterTerminal {
+            company_id: domain::CompanyId(caller.company_id),
+            terminal_id: id.clone(),
+            station_id: body.station_id,
+            vendor: body.vendor,
+            model: body.model,
+            ocpp_version: body.ocpp_version,
+            connectors: body
+                .connectors
+                .into_iter()
+                .map(|c| Connector { id: c.id, connector_type: c.connector_type, max_power_w: c.max_power_w })
+                .collect(),
+            password_hash,
+            now: Utc::now(),
+        });
+        let executed =
+            commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
+        let view = read_after(&state, &caller, &id, &executed).await?;
+        Ok(answer(StatusCode::CREATED, Some(format!("/v1/terminals/{id}")), view, executed))
+    })
     .await
 }
 
@@ -266,8 +237,7 @@ pub async fn list(
     caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<TerminalPage>, ApiError> {
-    let Query(params) =
-        params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
+    let Query(params) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
     let mut errors = Vec::new();
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -280,17 +250,10 @@ pub async fn list(
     }
     let after = match &params.cursor {
         None => None,
-        Some(c) => match URL_SAFE_NO_PAD
-            .decode(c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-        {
+        Some(c) => match URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| String::from_utf8(b).ok()) {
             Some(after) => Some(after),
             None => {
-                errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this API returned",
-                ));
+                errors.push(FieldError::new("cursor", "is not a cursor this API returned"));
                 None
             }
         },
@@ -298,23 +261,9 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let filter = rm::ListFilter {
-        status: params.status,
-        station_id: params.station_id,
-        after,
-        limit,
-    };
-    let page = rm::list(
-        &state.pool,
-        caller.company_id,
-        &filter,
-        state.config.terminal_online,
-    )
-    .await?;
-    Ok(Json(TerminalPage {
-        data: page.items,
-        next_cursor: page.next_after.map(|a| URL_SAFE_NO_PAD.encode(a)),
-    }))
+    let filter = rm::ListFilter { status: params.status, station_id: params.station_id, after, limit };
+    let page = rm::list(&state.pool, caller.company_id, &filter, state.config.terminal_online).await?;
+    Ok(Json(TerminalPage { data: page.items, next_cursor: page.next_after.map(|a| URL_SAFE_NO_PAD.encode(a)) }))
 }
 
 /// Get a terminal by id.
@@ -327,15 +276,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<TerminalView>, ApiError> {
     let id = terminal_id(&id)?;
-    rm::get(
-        &state.pool,
-        caller.company_id,
-        id.as_str(),
-        state.config.terminal_online,
-    )
-    .await?
-    .map(Json)
-    .ok_or_else(|| ApiError::NotFound("terminal not found".into()))
+    rm::get(&state.pool, caller.company_id, id.as_str(), state.config.terminal_online)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("terminal not found".into()))
 }
 
 /// Report terminal health (heartbeat, fault, recovery).
@@ -352,63 +296,41 @@ pub async fn report_health(
 ) -> Result<Response, ApiError> {
     caller.require_operator()?;
     let id = terminal_id(&id)?;
-    let JsonCommand {
-        body,
-        idempotency_key,
-        fingerprint,
-    } = cmd;
+    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
     let key = idempotency_key.clone();
-    idempotent(
-        &state,
-        &caller,
-        idempotency_key.as_deref(),
-        &fingerprint.clone(),
-        async {
-            let now = Utc::now();
-            let severity = body.severity.unwrap_or(if body.kind == HealthKind::Fault {
-                Severity::Error
-            } else {
-                Severity::Info
-            });
-            let occurred_at = body.timestamp.unwrap_or(now);
-            let command = TerminalCommand::ReportHealth(ReportHealth {
-                company_id: domain::CompanyId(caller.company_id),
-                kind: body.kind,
-                severity,
-                code: body.code.clone(),
-                message: body.message.clone(),
-                occurred_at,
-                now,
-            });
-            let executed = commands::terminals::handle(
-                &state.store,
-                &context(&caller, key, fingerprint),
-                &id,
-                command,
-            )
-            .await?;
-            let view = read_after(&state, &caller, &id, &executed).await?;
-            let response = HealthEventResponse {
-                terminal_id: id.to_string(),
-                kind: enum_name(&body.kind),
-                severity: enum_name(&severity),
-                code: body.code,
-                message: body.message,
-                occurred_at,
-                terminal_status: view.as_ref().map(|v| v.status.clone()).unwrap_or_default(),
-                version: executed
-                    .outcome
-                    .get("version")
-                    .and_then(|v| v.as_i64())
-                    .unwrap_or_default(),
-            };
-            Ok(Stored {
-                status: StatusCode::CREATED,
-                location: None,
-                body: json!(response),
-            })
-        },
-    )
+    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint.clone(), async {
+        let now = Utc::now();
+        let severity =
+            body.severity.unwrap_or(if body.kind == HealthKind::Fault { Severity::Error } else { Severity::Info });
+        let occurred_at = body.timestamp.unwrap_or(now);
+        let command = TerminalCommand::ReportHealth(ReportHealth {
+            company_id: domain::CompanyId(caller.company_id),
+            kind: body.kind,
+            severity,
+            code: body.code.clone(),
+            message: body.message.clone(),
+            occurred_at,
+            now,
+        });
+        let executed =
+            commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
+        if let Some(position) = executed.last_position() {
+            state.metrics.appended(&executed.events);
+            // Best effort: the answer below does not depend on the read model.
+            projections::runtime::wait_for(&state.pool, rm::NAME, position, state.config.consistency_wait).await;
+        }
+        let response = HealthEventResponse {
+            terminal_id: id.to_string(),
+            kind: enum_name(&body.kind),
+            severity: enum_name(&severity),
+            code: body.code,
+            message: body.message,
+            occurred_at,
+            terminal_status: executed.outcome.get("status").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+            version: executed.outcome.get("version").and_then(|v| v.as_i64()).unwrap_or_default(),
+        };
+        Ok(Stored { status: StatusCode::CREATED, location: None, body: json!(response) })
+    })
     .await
 }
 
@@ -426,44 +348,22 @@ pub async fn update_status(
 ) -> Result<Response, ApiError> {
     caller.require_operator()?;
     let id = terminal_id(&id)?;
-    let JsonCommand {
-        body,
-        idempotency_key,
-        fingerprint,
-    } = cmd;
-    let status = TerminalStatus::parse(&body.status).ok_or_else(|| {
-        ApiError::Validation(vec![FieldError::new("status", "is not a terminal status")])
-    })?;
+    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
+    let status = TerminalStatus::parse(&body.status)
+        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("status", "is not a terminal status")]))?;
     let key = idempotency_key.clone();
-    idempotent(
-        &state,
-        &caller,
-        idempotency_key.as_deref(),
-        &fingerprint.clone(),
-        async {
-            let command = TerminalCommand::ChangeStatus(ChangeStatus {
-                company_id: domain::CompanyId(caller.company_id),
-                status,
-                reason: body.reason,
-                now: Utc::now(),
-            });
-            let executed = commands::terminals::handle(
-                &state.store,
-                &context(&caller, key, fingerprint),
-                &id,
-                command,
-            )
-            .await?;
-            let view = read_after(&state, &caller, &id, &executed)
-                .await?
-                .ok_or_else(|| ApiError::NotFound("terminal not found".into()))?;
-            Ok(Stored {
-                status: StatusCode::OK,
-                location: None,
-                body: json!(view),
-            })
-        },
-    )
+    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint.clone(), async {
+        let command = TerminalCommand::ChangeStatus(ChangeStatus {
+            company_id: domain::CompanyId(caller.company_id),
+            status,
+            reason: body.reason,
+            now: Utc::now(),
+        });
+        let executed =
+            commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
+        let view = read_after(&state, &caller, &id, &executed).await?;
+        Ok(answer(StatusCode::OK, None, view, executed))
+    })
     .await
 }
 
@@ -471,25 +371,11 @@ pub async fn update_status(
 #[utoipa::path(get, path = "/v1/terminals/stats", tag = "Terminals",
     responses((status = 200, body = TerminalStats), (status = 401, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
-pub async fn stats(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<TerminalStats>, ApiError> {
+pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<TerminalStats>, ApiError> {
     let statuses: Vec<&str> = TerminalStatus::ALL.iter().map(|s| s.as_str()).collect();
-    Ok(Json(
-        rm::stats(
-            &state.pool,
-            caller.company_id,
-            state.config.terminal_online,
-            &statuses,
-        )
-        .await?,
-    ))
+    Ok(Json(rm::stats(&state.pool, caller.company_id, state.config.terminal_online, &statuses).await?))
 }
 
 fn enum_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }

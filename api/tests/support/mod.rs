@@ -30,22 +30,11 @@ impl TestApp {
 
     pub async fn start_with(config: Config, pool: PgPool) -> Self {
         let running = app::start(config.clone(), pool, true).await.unwrap();
-        Self {
-            running,
-            client: Client::new(),
-            config,
-        }
+        Self { running, client: Client::new(), config }
     }
 
     pub fn token(&self, company: Uuid, role: Role) -> String {
-        auth::mint_token(
-            &self.config,
-            "tester",
-            company,
-            role,
-            chrono::Duration::hours(1),
-        )
-        .unwrap()
+        auth::mint_token(&self.config, "tester", company, role, chrono::Duration::hours(1)).unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -57,17 +46,11 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, token: &str, body: &Value) -> RequestBuilder {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
+        self.client.post(self.url(path)).bearer_auth(token).json(body)
     }
 
     pub fn put(&self, path: &str, token: &str, body: &Value) -> RequestBuilder {
-        self.client
-            .put(self.url(path))
-            .bearer_auth(token)
-            .json(body)
+        self.client.put(self.url(path)).bearer_auth(token).json(body)
     }
 }
 
@@ -86,25 +69,11 @@ pub fn terminal(id: &str, station: i64) -> Value {
 /// Status and JSON body; asserts problem+json on errors.
 pub async fn json_of(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status >= 400 {
-        assert_eq!(
-            content_type, "application/problem+json",
-            "error {status} without problem+json: {body}"
-        );
-        assert!(
-            body["type"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("urn:chargeledger:problem:"),
-            "{body}"
-        );
+        assert_eq!(content_type, "application/problem+json", "error {status} without problem+json: {body}");
+        assert!(body["type"].as_str().unwrap_or("").starts_with("urn:chargeledger:problem:"), "{body}");
         assert_eq!(body["status"], status, "{body}");
         assert!(body["detail"].is_string(), "{body}");
     }

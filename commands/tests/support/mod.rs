@@ -32,13 +32,7 @@ pub fn new_event(n: i64) -> NewEvent {
 }
 
 pub fn write(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamWrite {
-    StreamWrite {
-        stream_id: stream.into(),
-        expected,
-        prev_hash: None,
-        events,
-        metadata: Metadata::system("test"),
-    }
+    StreamWrite { stream_id: stream.into(), expected, prev_hash: None, events, metadata: Metadata::system("test") }
 }
 
 /// Waits until every committed event is readable. Readers only see events below
@@ -58,10 +52,7 @@ pub async fn read_everything(store: &EventStore) -> Vec<RecordedEvent> {
     settle(store).await;
     let mut out = Vec::new();
     loop {
-        let batch = store
-            .read_all(out.last().map_or(0, |e: &RecordedEvent| e.position), 1000)
-            .await
-            .unwrap();
+        let batch = store.read_all(out.last().map_or(0, |e: &RecordedEvent| e.position), 1000).await.unwrap();
         if batch.is_empty() {
             return out;
         }
@@ -88,11 +79,7 @@ pub fn register(company: Uuid, id: &str) -> TerminalCommand {
         vendor: "ABB".into(),
         model: "Terra 54".into(),
         ocpp_version: OcppVersion::V16,
-        connectors: vec![Connector {
-            id: 1,
-            connector_type: ConnectorType::CCS2,
-            max_power_w: 50_000,
-        }],
+        connectors: vec![Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 50_000 }],
         password_hash: None,
         now: Utc::now(),
     })

@@ -3,9 +3,9 @@
 use chrono::Duration;
 
 use super::{
-    ChangeStatus, HealthKind, RegisterTerminal, RegisteredTerminal, ReportHealth, Severity,
-    StatusSource, TerminalCommand, TerminalEvent, TerminalHealthReported, TerminalRegistered,
-    TerminalState, TerminalStatus, TerminalStatusChanged,
+    ChangeStatus, HealthKind, RegisterTerminal, RegisteredTerminal, ReportHealth, Severity, StatusSource,
+    TerminalCommand, TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalState, TerminalStatus,
+    TerminalStatusChanged,
 };
 use crate::{error::Validator, CompanyId, DomainError};
 
@@ -14,10 +14,7 @@ const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 const MAX_CONNECTORS: usize = 32;
 const MAX_POWER_W: u32 = 3_750_000;
 
-pub(super) fn decide(
-    state: &TerminalState,
-    command: TerminalCommand,
-) -> Result<Vec<TerminalEvent>, DomainError> {
+pub(super) fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, DomainError> {
     match command {
         TerminalCommand::Register(cmd) => register(state, cmd),
         TerminalCommand::ReportHealth(cmd) => report_health(owned(state, cmd.company_id)?, cmd),
@@ -37,37 +34,18 @@ fn text_ok(value: &str, max: usize) -> bool {
     !value.trim().is_empty() && value.chars().count() <= max
 }
 
-fn register(
-    state: &TerminalState,
-    cmd: RegisterTerminal,
-) -> Result<Vec<TerminalEvent>, DomainError> {
+fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<TerminalEvent>, DomainError> {
     let mut v = Validator::default();
-    v.check(
-        cmd.station_id > 0,
-        "stationId",
-        "must be a positive integer",
-    );
-    v.check(
-        text_ok(&cmd.vendor, 50),
-        "vendor",
-        "must be 1 to 50 characters",
-    );
-    v.check(
-        text_ok(&cmd.model, 50),
-        "model",
-        "must be 1 to 50 characters",
-    );
+    v.check(cmd.station_id > 0, "stationId", "must be a positive integer");
+    v.check(text_ok(&cmd.vendor, 50), "vendor", "must be 1 to 50 characters");
+    v.check(text_ok(&cmd.model, 50), "model", "must be 1 to 50 characters");
     v.check(
         (1..=MAX_CONNECTORS).contains(&cmd.connectors.len()),
         "connectors",
         format!("must list 1 to {MAX_CONNECTORS} connectors"),
     );
     for (i, c) in cmd.connectors.iter().enumerate() {
-        v.check(
-            c.id >= 1,
-            format!("connectors[{i}].id"),
-            "must be 1 or more",
-        );
+        v.check(c.id >= 1, format!("connectors[{i}].id"), "must be 1 or more");
         v.check(
             cmd.connectors[..i].iter().all(|other| other.id != c.id),
             format!("connectors[{i}].id"),
@@ -82,10 +60,7 @@ fn register(
     v.finish()?;
     if !matches!(state, TerminalState::Unregistered) {
         // Said the same way whoever owns it: ids are global, ownership is private.
-        return Err(DomainError::AlreadyExists(format!(
-            "terminal {} is already registered",
-            cmd.terminal_id
-        )));
+        return Err(DomainError::AlreadyExists(format!("terminal {} is already registered", cmd.terminal_id)));
     }
     let mut connectors = cmd.connectors;
     connectors.sort_by_key(|c| c.id);
@@ -102,26 +77,11 @@ fn register(
     })])
 }
 
-fn report_health(
-    terminal: &RegisteredTerminal,
-    cmd: ReportHealth,
-) -> Result<Vec<TerminalEvent>, DomainError> {
+fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec<TerminalEvent>, DomainError> {
     let mut v = Validator::default();
-    v.check(
-        cmd.occurred_at <= cmd.now + MAX_CLOCK_SKEW,
-        "timestamp",
-        "is more than 5 minutes in the future",
-    );
-    v.check(
-        cmd.code.as_deref().is_none_or(|c| text_ok(c, 50)),
-        "code",
-        "must be 1 to 50 characters",
-    );
-    v.check(
-        cmd.message.as_deref().is_none_or(|m| text_ok(m, 500)),
-        "message",
-        "must be 1 to 500 characters",
-    );
+    v.check(cmd.occurred_at <= cmd.now + MAX_CLOCK_SKEW, "timestamp", "is more than 5 minutes in the future");
+    v.check(cmd.code.as_deref().is_none_or(|c| text_ok(c, 50)), "code", "must be 1 to 50 characters");
+    v.check(cmd.message.as_deref().is_none_or(|m| text_ok(m, 500)), "message", "must be 1 to 500 characters");
     v.check(
         cmd.kind != HealthKind::Heartbeat || cmd.severity == Severity::Info,
         "severity",
@@ -139,14 +99,10 @@ fn report_health(
     })];
     // A fault that stops the terminal takes it out of service; its recovery brings it back.
     let new_status = match cmd.kind {
-        HealthKind::Fault
-            if cmd.severity >= Severity::Error && terminal.status != TerminalStatus::Faulted =>
-        {
+        HealthKind::Fault if cmd.severity >= Severity::Error && terminal.status != TerminalStatus::Faulted => {
             Some(TerminalStatus::Faulted)
         }
-        HealthKind::Recovery if terminal.status == TerminalStatus::Faulted => {
-            Some(TerminalStatus::Available)
-        }
+        HealthKind::Recovery if terminal.status == TerminalStatus::Faulted => Some(TerminalStatus::Available),
         _ => None,
     };
     if let Some(to) = new_status {
@@ -161,10 +117,7 @@ fn report_health(
     Ok(events)
 }
 
-fn change_status(
-    terminal: &RegisteredTerminal,
-    cmd: ChangeStatus,
-) -> Result<Vec<TerminalEvent>, DomainError> {
+fn change_status(terminal: &RegisteredTerminal, cmd: ChangeStatus) -> Result<Vec<TerminalEvent>, DomainError> {
     let mut v = Validator::default();
     v.check(
         cmd.status.operator_settable(),
@@ -174,11 +127,7 @@ fn change_status(
             cmd.status.as_str()
         ),
     );
-    v.check(
-        cmd.reason.as_deref().is_none_or(|r| text_ok(r, 500)),
-        "reason",
-        "must be 1 to 500 characters",
-    );
+    v.check(cmd.reason.as_deref().is_none_or(|r| text_ok(r, 500)), "reason", "must be 1 to 500 characters");
     v.finish()?;
     if terminal.status == cmd.status && terminal.status_reason == cmd.reason {
         return Ok(vec![]);

@@ -83,11 +83,8 @@ pub struct TerminalStatusChanged {
 }
 
 impl DomainEvent for TerminalEvent {
-    const TYPES: &'static [&'static str] = &[
-        "terminal.registered",
-        "terminal.health_reported",
-        "terminal.status_changed",
-    ];
+    const TYPES: &'static [&'static str] =
+        &["terminal.registered", "terminal.health_reported", "terminal.status_changed"];
 
     fn event_type(&self) -> &'static str {
         match self {

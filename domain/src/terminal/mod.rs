@@ -12,9 +12,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use events::{
-    TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalStatusChanged,
-};
+pub use events::{TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalStatusChanged};
 
 use crate::{Aggregate, CompanyId, DomainError, TerminalId};
 
@@ -140,9 +138,7 @@ pub enum HealthKind {
 }
 
 /// Severity of a health report.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Informational.
@@ -280,10 +276,7 @@ impl Aggregate for Terminal {
     type Command = TerminalCommand;
     type Event = TerminalEvent;
 
-    fn decide(
-        state: &TerminalState,
-        command: TerminalCommand,
-    ) -> Result<Vec<TerminalEvent>, DomainError> {
+    fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, DomainError> {
         decide::decide(state, command)
     }
 
@@ -298,10 +291,7 @@ impl Aggregate for Terminal {
                 }))
             }
             (TerminalState::Registered(mut t), TerminalEvent::HealthReported(h)) => {
-                t.last_seen_at = Some(
-                    t.last_seen_at
-                        .map_or(h.occurred_at, |seen| seen.max(h.occurred_at)),
-                );
+                t.last_seen_at = Some(t.last_seen_at.map_or(h.occurred_at, |seen| seen.max(h.occurred_at)));
                 TerminalState::Registered(t)
             }
             (TerminalState::Registered(mut t), TerminalEvent::StatusChanged(s)) => {

@@ -7,9 +7,7 @@ use super::*;
 use crate::DomainEvent;
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
-        .single()
-        .unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).single().unwrap_or_default()
 }
 
 fn acme() -> CompanyId {
@@ -29,16 +27,8 @@ fn register_cmd() -> RegisterTerminal {
         model: "Terra 54".into(),
         ocpp_version: OcppVersion::V16,
         connectors: vec![
-            Connector {
-                id: 2,
-                connector_type: ConnectorType::Type2,
-                max_power_w: 22_000,
-            },
-            Connector {
-                id: 1,
-                connector_type: ConnectorType::CCS2,
-                max_power_w: 50_000,
-            },
+            Connector { id: 2, connector_type: ConnectorType::Type2, max_power_w: 22_000 },
+            Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 50_000 },
         ],
         password_hash: None,
         now: now(),
@@ -50,11 +40,7 @@ fn given(events: &[TerminalEvent]) -> TerminalState {
 }
 
 fn registered() -> Vec<TerminalEvent> {
-    Terminal::decide(
-        &TerminalState::default(),
-        TerminalCommand::Register(register_cmd()),
-    )
-    .unwrap_or_default()
+    Terminal::decide(&TerminalState::default(), TerminalCommand::Register(register_cmd())).unwrap_or_default()
 }
 
 fn health(kind: HealthKind, severity: Severity, company: CompanyId) -> TerminalCommand {
@@ -82,17 +68,10 @@ fn status(to: TerminalStatus, company: CompanyId) -> TerminalCommand {
 fn registering_a_new_terminal_records_it_with_connectors_sorted() {
     let events = registered();
     assert_eq!(events.len(), 1);
-    let TerminalEvent::Registered(r) = &events[0] else {
-        panic!("expected registered, got {events:?}")
-    };
-    assert_eq!(
-        r.connectors.iter().map(|c| c.id).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    let TerminalEvent::Registered(r) = &events[0] else { panic!("expected registered, got {events:?}") };
+    assert_eq!(r.connectors.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(r.company_id, acme());
-    let TerminalState::Registered(t) = given(&events) else {
-        panic!("not registered")
-    };
+    let TerminalState::Registered(t) = given(&events) else { panic!("not registered") };
     assert_eq!(t.status, TerminalStatus::Unavailable);
 }
 
@@ -111,16 +90,8 @@ fn invalid_registration_names_every_bad_field() {
     cmd.station_id = 0;
     cmd.vendor = " ".into();
     cmd.connectors = vec![
-        Connector {
-            id: 1,
-            connector_type: ConnectorType::CCS2,
-            max_power_w: 0,
-        },
-        Connector {
-            id: 1,
-            connector_type: ConnectorType::CCS2,
-            max_power_w: 1,
-        },
+        Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 0 },
+        Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 1 },
     ];
     let Err(DomainError::Validation(fields)) =
         Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd))
@@ -128,36 +99,22 @@ fn invalid_registration_names_every_bad_field() {
         panic!("expected validation error")
     };
     let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
-    assert_eq!(
-        names,
-        vec![
-            "stationId",
-            "vendor",
-            "connectors[0].maxPowerW",
-            "connectors[1].id"
-        ]
-    );
+    assert_eq!(names, vec!["stationId", "vendor", "connectors[0].maxPowerW", "connectors[1].id"]);
 }
 
 #[test]
 fn a_critical_fault_takes_the_terminal_out_of_service_and_recovery_brings_it_back() {
     let mut history = registered();
-    let events = Terminal::decide(
-        &given(&history),
-        health(HealthKind::Fault, Severity::Critical, acme()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let events = Terminal::decide(&given(&history), health(HealthKind::Fault, Severity::Critical, acme()))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(events.len(), 2);
     assert!(
         matches!(&events[1], TerminalEvent::StatusChanged(s) if s.to == TerminalStatus::Faulted && s.source == StatusSource::Health)
     );
     history.extend(events);
 
-    let events = Terminal::decide(
-        &given(&history),
-        health(HealthKind::Recovery, Severity::Info, acme()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let events = Terminal::decide(&given(&history), health(HealthKind::Recovery, Severity::Info, acme()))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         matches!(&events[1], TerminalEvent::StatusChanged(s) if s.from == TerminalStatus::Faulted && s.to == TerminalStatus::Available)
     );
@@ -165,11 +122,8 @@ fn a_critical_fault_takes_the_terminal_out_of_service_and_recovery_brings_it_bac
 
 #[test]
 fn a_warning_fault_is_recorded_without_changing_status() {
-    let events = Terminal::decide(
-        &given(&registered()),
-        health(HealthKind::Fault, Severity::Warning, acme()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let events = Terminal::decide(&given(&registered()), health(HealthKind::Fault, Severity::Warning, acme()))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type(), "terminal.health_reported");
 }
@@ -187,16 +141,10 @@ fn heartbeats_move_last_seen_forward_only() {
         now: now(),
     });
     history.extend(
-        Terminal::decide(
-            &given(&history),
-            health(HealthKind::Heartbeat, Severity::Info, acme()),
-        )
-        .unwrap_or_default(),
+        Terminal::decide(&given(&history), health(HealthKind::Heartbeat, Severity::Info, acme())).unwrap_or_default(),
     );
     history.extend(Terminal::decide(&given(&history), late).unwrap_or_default());
-    let TerminalState::Registered(t) = given(&history) else {
-        panic!("not registered")
-    };
+    let TerminalState::Registered(t) = given(&history) else { panic!("not registered") };
     assert_eq!(t.last_seen_at, Some(now()));
 }
 
@@ -211,10 +159,7 @@ fn future_timestamps_are_refused() {
         occurred_at: now() + Duration::minutes(6),
         now: now(),
     });
-    assert!(matches!(
-        Terminal::decide(&given(&registered()), cmd),
-        Err(DomainError::Validation(_))
-    ));
+    assert!(matches!(Terminal::decide(&given(&registered()), cmd), Err(DomainError::Validation(_))));
 }
 
 #[test]
@@ -225,17 +170,11 @@ fn another_company_sees_not_found() {
         Err(DomainError::NotFound("terminal"))
     );
     assert_eq!(
-        Terminal::decide(
-            &state,
-            health(HealthKind::Heartbeat, Severity::Info, other())
-        ),
+        Terminal::decide(&state, health(HealthKind::Heartbeat, Severity::Info, other())),
         Err(DomainError::NotFound("terminal"))
     );
     assert_eq!(
-        Terminal::decide(
-            &TerminalState::default(),
-            status(TerminalStatus::Available, acme())
-        ),
+        Terminal::decide(&TerminalState::default(), status(TerminalStatus::Available, acme())),
         Err(DomainError::NotFound("terminal"))
     );
 }
@@ -247,22 +186,17 @@ fn operators_set_only_service_statuses_and_repeats_change_nothing() {
         Terminal::decide(&given(&history), status(TerminalStatus::Charging, acme())),
         Err(DomainError::Validation(_))
     ));
-    let events = Terminal::decide(&given(&history), status(TerminalStatus::Available, acme()))
-        .unwrap_or_default();
+    let events = Terminal::decide(&given(&history), status(TerminalStatus::Available, acme())).unwrap_or_default();
     assert_eq!(events.len(), 1);
     history.extend(events);
-    assert_eq!(
-        Terminal::decide(&given(&history), status(TerminalStatus::Available, acme())),
-        Ok(vec![])
-    );
+    assert_eq!(Terminal::decide(&given(&history), status(TerminalStatus::Available, acme())), Ok(vec![]));
 }
 
 #[test]
 fn events_round_trip_through_their_stored_form() {
     for event in registered() {
         let (event_type, version, payload) = event.to_record();
-        let back = TerminalEvent::from_record(event_type, version, payload)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let back = TerminalEvent::from_record(event_type, version, payload).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, event);
     }
     assert!(TerminalEvent::from_record("terminal.exploded", 1, serde_json::json!({})).is_err());

@@ -5,9 +5,7 @@ mod queries;
 use async_trait::async_trait;
 use commands::RecordedEvent;
 use domain::terminal::TerminalEvent;
-pub use queries::{
-    get, list, password_hash, stats, ConnectorView, ListFilter, Page, TerminalStats, TerminalView,
-};
+pub use queries::{get, list, password_hash, stats, ConnectorView, ListFilter, Page, TerminalStats, TerminalView};
 use sqlx::PgConnection;
 
 use crate::runtime::{ProjectionError, Projector};
@@ -29,20 +27,13 @@ impl Projector for TerminalsProjector {
         "rm_terminals"
     }
 
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
+    async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
         if event.category() != "terminal" {
             return Ok(());
         }
         let decoded = event
             .decode::<TerminalEvent>()
-            .map_err(|e| ProjectionError::Decode {
-                position: event.position,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| ProjectionError::Decode { position: event.position, reason: e.to_string() })?;
         let terminal_id = event.stream_id.split_once('-').map_or("", |(_, id)| id);
         match decoded {
             TerminalEvent::Registered(r) => {
@@ -91,14 +82,16 @@ impl Projector for TerminalsProjector {
                 .await?;
             }
             TerminalEvent::StatusChanged(s) => {
-                sqlx::query("UPDATE terminals SET status = $2, status_reason = $3, updated_at = $4, version = $5 WHERE id = $1")
-                    .bind(terminal_id)
-                    .bind(s.to.as_str())
-                    .bind(&s.reason)
-                    .bind(event.recorded_at)
-                    .bind(event.stream_version)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE terminals SET status = $2, status_reason = $3, updated_at = $4, version = $5 WHERE id = $1",
+                )
+                .bind(terminal_id)
+                .bind(s.to.as_str())
+                .bind(&s.reason)
+                .bind(event.recorded_at)
+                .bind(event.stream_version)
+                .execute(&mut *conn)
+                .await?;
             }
         }
         Ok(())
@@ -106,8 +99,5 @@ impl Projector for TerminalsProjector {
 }
 
 fn json_str<'a>(payload: &'a serde_json::Value, key: &str) -> &'a str {
-    payload
-        .get(key)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
+    payload.get(key).and_then(|v| v.as_str()).unwrap_or_default()
 }

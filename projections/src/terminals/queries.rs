@@ -107,8 +107,7 @@ fn view(row: &sqlx::postgres::PgRow) -> Result<TerminalView, sqlx::Error> {
         vendor: row.try_get("vendor")?,
         model: row.try_get("model")?,
         ocpp_version: row.try_get("ocpp_version")?,
-        connectors: serde_json::from_value(connectors)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        connectors: serde_json::from_value(connectors).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         has_password: row.try_get("has_password")?,
         status: row.try_get("status")?,
         status_reason: row.try_get("status_reason")?,
@@ -127,14 +126,8 @@ pub async fn get(
     id: &str,
     online_window: Duration,
 ) -> Result<Option<TerminalView>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM rm_terminals.terminals WHERE company_id = $1 AND id = $3");
-    let row = sqlx::query(&sql)
-        .bind(company)
-        .bind(online_window.num_seconds())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let sql = format!("SELECT {COLUMNS} FROM rm_terminals.terminals WHERE company_id = $1 AND id = $3");
+    let row = sqlx::query(&sql).bind(company).bind(online_window.num_seconds()).bind(id).fetch_optional(pool).await?;
     row.as_ref().map(view).transpose()
 }
 
@@ -176,10 +169,11 @@ pub async fn stats(
     online_window: Duration,
     statuses: &[&str],
 ) -> Result<TerminalStats, sqlx::Error> {
-    let rows = sqlx::query("SELECT status, count(*) AS n FROM rm_terminals.terminals WHERE company_id = $1 GROUP BY status")
-        .bind(company)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT status, count(*) AS n FROM rm_terminals.terminals WHERE company_id = $1 GROUP BY status")
+            .bind(company)
+            .fetch_all(pool)
+            .await?;
     let mut by_status: std::collections::BTreeMap<String, i64> =
         statuses.iter().map(|s| ((*s).to_owned(), 0)).collect();
     for row in &rows {
@@ -203,26 +197,17 @@ pub async fn stats(
         by_status,
         online,
         offline: total - online,
-        online_ratio: if total == 0 {
-            0.0
-        } else {
-            online as f64 / total as f64
-        },
+        online_ratio: if total == 0 { 0.0 } else { online as f64 / total as f64 },
         faults_last_24h: row.try_get("faults")?,
         online_window_seconds: online_window.num_seconds(),
     })
 }
 
 /// The stored Argon2 hash of a terminal's OCPP password (for the gateway's basic auth).
-pub async fn password_hash(
-    pool: &PgPool,
-    id: &str,
-) -> Result<Option<(Uuid, Option<String>)>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT company_id, password_hash FROM rm_terminals.terminals WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    row.map(|r| Ok((r.try_get("company_id")?, r.try_get("password_hash")?)))
-        .transpose()
+pub async fn password_hash(pool: &PgPool, id: &str) -> Result<Option<(Uuid, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query("SELECT company_id, password_hash FROM rm_terminals.terminals WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("company_id")?, r.try_get("password_hash")?))).transpose()
 }
