@@ -38,6 +38,16 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
         .with_context(|| "cannot connect to Postgres (CHARGELEDGER_DATABASE_URL)")
 }
 
+/// Creates the configured database when it does not exist yet.
+pub async fn create_database_if_missing(config: &Config) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(&config.database_url).await.context("cannot reach Postgres")? {
+        tracing::info!("creating the database");
+        sqlx::Postgres::create_database(&config.database_url).await.context("cannot create the database")?;
+    }
+    Ok(())
+}
+
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await.context("migrations failed")
@@ -165,6 +175,7 @@ pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow:
 
 /// `chargeledger serve`: migrate, then every role in one process.
 pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    create_database_if_missing(&config).await?;
     let pool = connect(&config).await?;
     migrate(&pool).await?;
     if config.jwt_secret_is_default {

@@ -89,12 +89,14 @@ where
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// A writer's stream: last version and hash.
+type Chain = tokio::sync::Mutex<(i64, [u8; 32])>;
+
 async fn store_scenario(store: &EventStore, writers: usize, batch: usize, duration: Duration) -> anyhow::Result<f64> {
     let run_id = Uuid::new_v4();
     // Each writer appends to its own stream with optimistic concurrency, carrying
     // the previous hash as a command handler does after loading the stream.
-    let chains: Arc<Vec<tokio::sync::Mutex<(i64, [u8; 32])>>> =
-        Arc::new((0..writers).map(|_| tokio::sync::Mutex::new((0, ZERO_HASH))).collect());
+    let chains: Arc<Vec<Chain>> = Arc::new((0..writers).map(|_| tokio::sync::Mutex::new((0, ZERO_HASH))).collect());
     let store = store.clone();
     run(writers, duration, batch as u64, move |w, _| {
         let (store, chains) = (store.clone(), chains.clone());

@@ -184,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Api => app::run_api(config, shutdown_on_signal()).await?,
         Command::Project => app::run_project(config, shutdown_on_signal()).await?,
         Command::Migrate => {
+            app::create_database_if_missing(&config).await?;
             app::migrate(&app::connect(&config).await?).await?;
             println!("migrations applied");
         }
@@ -213,7 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = EventStore::new(app::connect(&config).await?);
             let mut stderr = std::io::stderr();
             let applied = projections::runtime::rebuild(&store, projector.as_ref(), |done, total| {
-                let pct = if total == 0 { 100 } else { done * 100 / total };
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
                 let _ = write!(stderr, "\rrebuilding {name}: {done}/{total} events ({pct}%)");
                 let _ = stderr.flush();
             })
