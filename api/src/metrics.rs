@@ -24,6 +24,8 @@ pub struct Metrics {
     pub projector_lag: IntGaugeVec,
     /// Projector checkpoint position.
     pub projector_checkpoint: IntGaugeVec,
+    /// Last readable global position of the log.
+    pub log_head: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -49,12 +51,23 @@ impl Metrics {
             Opts::new("projector_checkpoint_position", "Last global position applied by the projector"),
             &["projector"],
         )?;
+        let log_head =
+            prometheus::IntGauge::new("log_head_position", "Last readable global position of the event log")?;
+        registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(events_appended.clone()))?;
         registry.register(Box::new(projector_lag.clone()))?;
         registry.register(Box::new(projector_checkpoint.clone()))?;
-        Ok(Self { registry, http_requests, http_latency, events_appended, projector_lag, projector_checkpoint })
+        Ok(Self {
+            registry,
+            http_requests,
+            http_latency,
+            events_appended,
+            projector_lag,
+            projector_checkpoint,
+            log_head,
+        })
     }
 
     /// Counts appended events.

@@ -358,6 +358,8 @@ async fn the_five_health_endpoints(pool: PgPool) {
         r#"chargeledger_http_request_duration_seconds_bucket{method="GET",route="/health/detailed",status="200""#,
         r#"chargeledger_events_appended_total{category="terminal"} 1"#,
         r#"chargeledger_projector_lag_events{projector="terminals"} 0"#,
+        "chargeledger_log_head_position ",
+        r#"chargeledger_projector_checkpoint_position{projector="terminals"} "#,
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }

@@ -92,8 +92,11 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, 
     }
 }
 
-/// Refreshes the projector gauges and returns the projectors' health.
+/// Refreshes the log and projector gauges and returns the projectors' health.
+/// Lag is counted in events (positions are sparse, so their difference is not a count).
 pub async fn projector_health(state: &AppState) -> Result<Vec<ProjectorHealth>, ApiError> {
+    let head = state.store.head_position().await.map_err(ApiError::internal)?;
+    state.metrics.log_head.set(head);
     let mut out = Vec::new();
     for projector in projections::all() {
         let checkpoint = projections::runtime::checkpoint(&state.pool, projector.name()).await?;

@@ -1,0 +1,158 @@
+//! The `chargeledger` binary: help, tokens, API keys, audit and rebuild.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Command, Output};
+
+use chargeledger_api::{auth::TokenVerifier, config::Config};
+use serde_json::json;
+use sqlx::PgPool;
+use support::*;
+use uuid::Uuid;
+
+fn chargeledger(db_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CHARGELEDGER_DATABASE_URL", db_url)
+        .env("CHARGELEDGER_JWT_SECRET", "cli-secret")
+        .env("CHARGELEDGER_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_documents_every_subcommand_and_setting() {
+    let out = chargeledger("postgres://unused/x", &["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in [
+        "serve",
+        "api",
+        "project",
+        "migrate",
+        "audit",
+        "projections",
+        "api-key",
+        "token",
+        "bench",
+        "CHARGELEDGER_DATABASE_URL",
+        "DATABASE_URL",
+        "CHARGELEDGER_HTTP_ADDR",
+        "127.0.0.1:8080",
+        "CHARGELEDGER_JWT_SECRET",
+        "CHARGELEDGER_JWT_PUBLIC_KEY_FILE",
+        "CHARGELEDGER_CONFIG",
+        "CHARGELEDGER_DB_MAX_CONNECTIONS",
+        "CHARGELEDGER_TERMINAL_ONLINE_SECS",
+        "CHARGELEDGER_CONSISTENCY_WAIT_MS",
+        "CHARGELEDGER_SEAL_INTERVAL_MS",
+        "CHARGELEDGER_LOG",
+    ] {
+        assert!(help.contains(needle), "--help does not mention {needle}:\n{help}");
+    }
+    for sub in [
+        vec!["audit", "verify", "--help"],
+        vec!["projections", "rebuild", "--help"],
+        vec!["token", "--help"],
+        vec!["api-key", "create", "--help"],
+    ] {
+        let out = chargeledger("postgres://unused/x", &sub);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{sub:?}");
+    }
+    let bad = chargeledger("postgres://unused/x", &["token", "--company", "not-a-uuid"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn token_prints_a_jwt_signed_with_the_configured_secret() {
+    let company = Uuid::new_v4().to_string();
+    let out =
+        chargeledger("postgres://unused/x", &["token", "--company", &company, "--role", "viewer", "--ttl", "30m"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let mut config = Config::for_tests(String::new());
+    config.jwt_secret = "cli-secret".to_owned().into();
+    let claims = TokenVerifier::new(&config).unwrap().verify(&token).unwrap();
+    assert_eq!(claims.company.to_string(), company);
+    assert_eq!(claims.exp - claims.iat, 1800);
+    config.jwt_secret = "other".to_owned().into();
+    assert!(TokenVerifier::new(&config).unwrap().verify(&token).is_err());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn api_keys_audit_and_rebuild_from_the_command_line(pool: PgPool) {
+    let db = test_config(&pool).database_url;
+    let app = TestApp::start(pool.clone()).await;
+    let company = Uuid::new_v4();
+
+    let out = chargeledger(
+        &db,
+        &["api-key", "create", "--company", &company.to_string(), "--role", "operator", "--name", "ci"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = text(&out.stdout).trim().to_owned();
+    assert!(key.starts_with("clk_"));
+    for id in ["EVSE-C1", "EVSE-C2"] {
+        let r = app
+            .client
+            .post(app.url("/v1/terminals"))
+            .header("x-api-key", &key)
+            .json(&terminal(id, 3))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    app.client
+        .post(app.url("/v1/terminals/EVSE-C1/health-events"))
+        .header("x-api-key", &key)
+        .json(&json!({"kind": "heartbeat"}))
+        .send()
+        .await
+        .unwrap();
+    let before: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(t)::text FROM rm_terminals.terminals t ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+
+    let out = chargeledger(&db, &["projections", "rebuild", "terminals"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("rebuilding terminals:"), "progress is shown: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("rebuilt terminals"));
+    let after: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(t)::text FROM rm_terminals.terminals t ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(before, after);
+
+    commands::seal::seal_all(&app.running.state.store).await.unwrap();
+    let out = chargeledger(&db, &["audit", "verify"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("OK: "), "{}", text(&out.stdout));
+    app.running.stop().await;
+
+    let victim: i64 = sqlx::query_scalar("SELECT position FROM events WHERE stream_id = 'terminal-EVSE-C2'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await.unwrap();
+    sqlx::query("UPDATE events SET payload = jsonb_set(payload, '{vendor}', '\"Forged\"') WHERE position = $1")
+        .bind(victim)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let out = chargeledger(&db, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("BROKEN at position {victim}")), "{}", text(&out.stdout));
+}
