@@ -7,7 +7,7 @@ CREATE TABLE idempotent_responses (
     request_hash bytea       NOT NULL,
     status       smallint    NOT NULL,
     location     text,
-    body         jsonb       NOT NULL,
+    body         text        NOT NULL, -- the exact bytes sent the first time
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (company_id, key)
 );

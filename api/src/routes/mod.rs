@@ -6,7 +6,6 @@ pub mod terminals;
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    Json,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -26,12 +25,19 @@ pub struct Stored {
 
 impl IntoResponse for Stored {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        response
+        let text = serde_json::to_string(&self.body).unwrap_or_default();
+        raw_json(self.status, self.location, text)
     }
+}
+
+/// A JSON response from already-serialized bytes (what a replay sends back).
+fn raw_json(status: StatusCode, location: Option<String>, text: String) -> Response {
+    let mut response =
+        (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], text).into_response();
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// Runs a command handler under an optional `Idempotency-Key`: a repeat with the
@@ -67,16 +73,13 @@ where
             )));
         }
         let status: i16 = row.try_get("status")?;
-        let stored = Stored {
-            status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-            location: row.try_get("location")?,
-            body: row.try_get("body")?,
-        };
-        let mut response = stored.into_response();
+        let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+        let mut response = raw_json(status, row.try_get("location")?, row.try_get("body")?);
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
     let stored = run.await?;
+    let text = serde_json::to_string(&stored.body).map_err(ApiError::internal)?;
     sqlx::query(
         "INSERT INTO idempotent_responses (company_id, key, request_hash, status, location, body) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (company_id, key) DO NOTHING",
@@ -86,8 +89,8 @@ where
     .bind(fingerprint)
     .bind(stored.status.as_u16() as i16)
     .bind(&stored.location)
-    .bind(&stored.body)
+    .bind(&text)
     .execute(&state.pool)
     .await?;
-    Ok(stored.into_response())
+    Ok(raw_json(stored.status, stored.location, text))
 }

@@ -8,7 +8,7 @@ use axum::{
     Json,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use commands::{terminals::hash_password, CommandContext, Executed};
 use domain::{
     terminal::{
@@ -218,7 +218,7 @@ pub async fn register(
                 .map(|c| Connector { id: c.id, connector_type: c.connector_type, max_power_w: c.max_power_w })
                 .collect(),
             password_hash,
-            now: Utc::now(),
+            now: now(),
         });
         let executed =
             commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
@@ -299,7 +299,7 @@ pub async fn report_health(
     let JsonCommand { body, idempotency_key, fingerprint } = cmd;
     let key = idempotency_key.clone();
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint.clone(), async {
-        let now = Utc::now();
+        let now = now();
         let severity =
             body.severity.unwrap_or(if body.kind == HealthKind::Fault { Severity::Error } else { Severity::Info });
         let occurred_at = body.timestamp.unwrap_or(now);
@@ -357,7 +357,7 @@ pub async fn update_status(
             company_id: domain::CompanyId(caller.company_id),
             status,
             reason: body.reason,
-            now: Utc::now(),
+            now: now(),
         });
         let executed =
             commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
@@ -374,6 +374,11 @@ pub async fn update_status(
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<TerminalStats>, ApiError> {
     let statuses: Vec<&str> = TerminalStatus::ALL.iter().map(|s| s.as_str()).collect();
     Ok(Json(rm::stats(&state.pool, caller.company_id, state.config.terminal_online, &statuses).await?))
+}
+
+/// The clock, at the precision Postgres keeps (so responses and read models agree).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 fn enum_name<T: Serialize>(value: &T) -> String {
