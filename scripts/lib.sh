@@ -22,40 +22,54 @@ ensure_rust() {
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
   if ! command -v cargo >/dev/null 2>&1; then
-    apt_install cargo rustc
+    log "no Rust toolchain on PATH; trying Debian's (the workspace needs Rust >= 1.85)"
+    apt_install cargo rustc rustfmt
   fi
-  command -v pkg-config >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 || apt_install build-essential pkg-config
+  local minor
+  minor="$(rustc --version | awk '{print $2}' | cut -d. -f2)"
+  if [ "${minor:-0}" -lt 85 ]; then
+    log "rustc $(rustc --version | awk '{print $2}') is too old: install Rust 1.85 or newer (rustup) and run again"
+    return 1
+  fi
+  if ! command -v cc >/dev/null 2>&1; then apt_install build-essential pkg-config; fi
 }
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 
-# Makes sure a Postgres answers on 127.0.0.1:5432 and that DATABASE_URL reaches it.
+can_login() { psql "$1/postgres" -Atqc 'select 1' >/dev/null 2>&1; }
+
+# Makes sure a Postgres answers on 127.0.0.1:5432 and sets PGURL_BASE to reach it.
 ensure_postgres() {
   if [ -n "${CHARGELEDGER_DATABASE_URL:-}" ]; then
-    export DATABASE_URL="${DATABASE_URL:-$CHARGELEDGER_DATABASE_URL}"
+    export PGURL_BASE="${CHARGELEDGER_DATABASE_URL%/*}"
     return 0
   fi
+  local created=0
   if ! pg_up; then
-    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
       apt_install postgresql
+      created=1
     fi
     local version
-    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
-    if [ -z "$version" ]; then log "postgresql installed but no cluster found"; return 1; fi
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1 || true)"
+    if [ -z "$version" ]; then log "PostgreSQL is installed but has no cluster (pg_createcluster)"; return 1; fi
     log "starting PostgreSQL $version"
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
     for _ in $(seq 1 30); do pg_up && break; sleep 1; done
     pg_up || { log "PostgreSQL did not start"; return 1; }
   fi
   command -v psql >/dev/null 2>&1 || apt_install postgresql-client
-  if psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+  if can_login "postgres://postgres@127.0.0.1:5432"; then
     export PGURL_BASE="postgres://postgres@127.0.0.1:5432"
-  elif psql "postgres://postgres:postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+  elif can_login "postgres://postgres:postgres@127.0.0.1:5432"; then
     export PGURL_BASE="postgres://postgres:postgres@127.0.0.1:5432"
-  else
-    # A fresh Debian cluster wants a password over TCP: give the local superuser one.
-    log "setting a password for the local postgres superuser (fresh cluster)"
+  elif [ "$created" = 1 ]; then
+    # The cluster we just installed wants a password over TCP: give its superuser one.
+    log "setting the password of the new cluster's postgres superuser"
     as_root runuser -u postgres -- psql -Atqc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
     export PGURL_BASE="postgres://postgres:postgres@127.0.0.1:5432"
+  else
+    log "cannot log in to the PostgreSQL on 127.0.0.1:5432 as postgres; set CHARGELEDGER_DATABASE_URL"
+    return 1
   fi
 }

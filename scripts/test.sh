@@ -14,7 +14,12 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "domain stays pure (no tokio, sqlx, axum, reqwest in its dependency tree)"
-forbidden="$(cargo tree -p chargeledger-domain -e normal,build --prefix none --locked | awk '{print $1}' | grep -xE 'tokio|sqlx|sqlx-core|axum|reqwest|hyper|mio' || true)"
+tree="$(cargo tree -p chargeledger-domain -e normal,build --prefix none --locked)"
+if ! grep -q '^chargeledger-domain ' <<<"$tree"; then
+  echo "cargo tree gave no dependency tree for the domain crate" >&2
+  exit 1
+fi
+forbidden="$(awk '{print $1}' <<<"$tree" | grep -xE 'tokio|sqlx|sqlx-core|axum|reqwest|hyper|mio' || true)"
 if [ -n "$forbidden" ]; then
   echo "domain depends on IO/async crates: $forbidden" >&2
   exit 1

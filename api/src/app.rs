@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
@@ -80,6 +81,20 @@ const DOCS_PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><tit
 <body><script id="api-reference" data-url="/openapi.json"></script>
 <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
 <noscript>The machine-readable description is at <a href="/openapi.json">/openapi.json</a>.</noscript></body></html>"#;
+
+/// Refuses to expose the API beyond this machine with the development secret.
+fn check_secret(config: &Config) -> anyhow::Result<()> {
+    if config.jwt_secret_is_default {
+        if !config.http_addr.ip().is_loopback() {
+            anyhow::bail!(
+                "CHARGELEDGER_JWT_SECRET is not set: refusing to listen on {} with the development secret",
+                config.http_addr
+            );
+        }
+        tracing::warn!("CHARGELEDGER_JWT_SECRET is not set: using the development secret (loopback only)");
+    }
+    Ok(())
+}
 
 /// Builds the shared state.
 pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
@@ -149,6 +164,7 @@ pub fn spawn_projectors(tasks: &mut JoinSet<()>, store: &EventStore, config: &Co
 
 /// `chargeledger api`: the HTTP API only.
 pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_secret(&config)?;
     let pool = connect(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
@@ -178,9 +194,7 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
     create_database_if_missing(&config).await?;
     let pool = connect(&config).await?;
     migrate(&pool).await?;
-    if config.jwt_secret_is_default {
-        tracing::warn!("CHARGELEDGER_JWT_SECRET is not set: using the development secret; never do this in production");
-    }
+    check_secret(&config)?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
     spawn_signals(&mut tasks, &state.store, &shutdown);

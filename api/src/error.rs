@@ -65,6 +65,9 @@ pub enum ApiError {
     /// A dependency is down.
     #[error("{0}")]
     Unavailable(String),
+    /// The route exists, the method does not.
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
     /// A bug or an unexpected failure; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +88,7 @@ impl ApiError {
                 "Idempotency-Key reused with a different request",
             ),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }

@@ -10,7 +10,9 @@ use domain::FieldError;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use secrecy::ExposeSecret;
+
+use crate::{error::ApiError, state::AppState};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -22,8 +24,10 @@ pub struct JsonCommand<T> {
     pub body: T,
     /// `Idempotency-Key`, if sent.
     pub idempotency_key: Option<String>,
-    /// SHA-256 over method, path and the canonical JSON body: two requests are
-    /// "the same" when they say the same thing, whatever their whitespace or key order.
+    /// HMAC-SHA-256 (keyed with the server's JWT secret) over method, path and
+    /// the canonical JSON body: two requests are "the same" when they say the same
+    /// thing, whatever their whitespace or key order. Keyed, so a stored
+    /// fingerprint is no offline oracle for secrets in the body (charger passwords).
     pub fingerprint: Vec<u8>,
 }
 
@@ -38,22 +42,39 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
     })
 }
 
-fn fingerprint(method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
+fn fingerprint(key: &[u8], method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
     let mut canonical = String::new();
     canonical_json(body, &mut canonical);
-    let mut h = Sha256::new();
-    h.update(method.as_str());
-    h.update([0]);
-    h.update(path);
-    h.update([0]);
-    h.update(canonical);
-    h.finalize().to_vec()
+    let mut message = Vec::with_capacity(canonical.len() + path.len() + 16);
+    message.extend_from_slice(method.as_str().as_bytes());
+    message.push(0);
+    message.extend_from_slice(path.as_bytes());
+    message.push(0);
+    message.extend_from_slice(canonical.as_bytes());
+    hmac_sha256(key, &message).to_vec()
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonCommand<T> {
+/// HMAC-SHA-256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonCommand<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
         let idempotency_key = idempotency_key(&parts.headers)?;
         let is_json =
@@ -68,12 +89,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonCommand<T> {
             .map_err(|_| ApiError::BadRequest(format!("body is unreadable or larger than {MAX_BODY} bytes")))?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-        let fingerprint = fingerprint(&parts.method, parts.uri.path(), &value);
+        let key = state.config.jwt_secret.expose_secret().as_bytes();
+        let fingerprint = fingerprint(key, &parts.method, parts.uri.path(), &value);
         let body = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "body".to_owned() } else { path };
             ApiError::Validation(vec![FieldError::new(field, e.inner().to_string())])
         })?;
         Ok(Self { body, idempotency_key, fingerprint })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 }

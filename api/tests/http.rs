@@ -450,3 +450,27 @@ async fn a_write_answers_202_when_the_read_model_lags(pool: PgPool) {
     assert_eq!(events, 1);
     running.stop().await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_http_duplicates_get_one_effect_and_the_same_bytes(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let token = app.token(Uuid::new_v4(), Role::Admin);
+    let mut requests = Vec::new();
+    for _ in 0..6 {
+        requests.push(
+            app.post("/v1/terminals", &token, &terminal("EVSE-RACE", 1)).header("idempotency-key", "race-1").send(),
+        );
+    }
+    let mut bodies = Vec::new();
+    for r in futures::future::join_all(requests).await {
+        let r = r.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        bodies.push(r.text().await.unwrap());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id = 'terminal-EVSE-RACE'")
+        .fetch_one(&app.running.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+}

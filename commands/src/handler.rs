@@ -138,7 +138,17 @@ where
             tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
         }
         let loaded = load::<A>(store, stream_id).await?;
-        let events = A::decide(&loaded.state, command.clone())?;
+        let events = match A::decide(&loaded.state, command.clone()) {
+            Ok(events) => events,
+            Err(refusal) => {
+                // A concurrent duplicate may have committed since we looked:
+                // its outcome, not a refusal of the state it produced, is the answer.
+                if let Some(replay) = replay(store, ctx).await? {
+                    return Ok(replay);
+                }
+                return Err(refusal.into());
+            }
+        };
         let version = loaded.version + events.len() as i64;
         let state = events.iter().fold(loaded.state, A::evolve);
         let answer = outcome(&state, version);
@@ -158,7 +168,11 @@ where
         });
         match store.append(&[write], record.as_ref()).await {
             Ok(recorded) => return Ok(Executed { outcome: answer, events: recorded, replayed: false }),
-            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::Conflict { .. }) => {
+                if let Some(replay) = replay(store, ctx).await? {
+                    return Ok(replay);
+                }
+            }
             Err(StoreError::DuplicateCommand(_)) => {
                 // A concurrent duplicate committed first: answer as it did.
                 if let Some(replay) = replay(store, ctx).await? {

@@ -35,10 +35,11 @@ async fn last_seal(store: &EventStore) -> Result<(i64, Option<RangeSealed>, Opti
     let event_type: String = row.try_get("event_type")?;
     let schema_version: i32 = row.try_get("schema_version")?;
     let hash: Vec<u8> = row.try_get("hash")?;
-    let seal = match LogEvent::from_record(&event_type, schema_version as u32, row.try_get("payload")?) {
-        Ok(LogEvent::RangeSealed(seal)) => Some(seal),
-        Err(_) => None,
-    };
+    // An unreadable last seal must stop the sealer, not restart it from 0.
+    let LogEvent::RangeSealed(seal) =
+        LogEvent::from_record(&event_type, schema_version as u32, row.try_get("payload")?)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
+    let seal = Some(seal);
     Ok((version, seal, hash.as_slice().try_into().ok()))
 }
 

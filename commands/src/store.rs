@@ -299,6 +299,12 @@ impl EventStore {
         Ok(rows.iter().map(RecordedEvent::from_row).collect::<Result<_, _>>()?)
     }
 
+    /// Position of the last event of a stream, if it has any.
+    pub async fn stream_head(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
+        let sql = "SELECT position FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1";
+        Ok(sqlx::query_scalar(sql).bind(stream_id).fetch_optional(&self.pool).await?)
+    }
+
     /// Up to `limit` events after `after` in global order, only below the
     /// watermark, so that nothing can later appear behind what was returned.
     pub async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -464,23 +470,34 @@ fn known_predecessor(write: &StreamWrite) -> Option<(i64, Hash)> {
     }
 }
 
+/// Inserts one stream's events. The `WHERE` re-checks the predecessor the
+/// hash chains to, so a caller that passes a stale version or hash appends
+/// nothing (0 rows: a conflict) instead of breaking the chain.
 const INSERT_EVENTS: &str = "INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, \
                                  payload, metadata, recorded_at, prev_hash, hash) \
      SELECT (pg_current_xact_id()::text::bigint << 16) + t.idx, $1, t.version, t.event_id, t.event_type, \
             t.schema_version, t.payload, $2, $3, t.prev_hash, t.hash \
      FROM UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
           AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
+     WHERE $12::bigint = 0 \
+        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13) \
      RETURNING position, stream_version";
 
+/// The same, recording the command first: the events are selected from the
+/// command insert, so a concurrent duplicate fails on the command key (and is
+/// answered with the first outcome) before it can touch the stream.
 const INSERT_EVENTS_WITH_COMMAND: &str = "WITH command AS ( \
        INSERT INTO command_log (company_id, command_id, command_type, request_hash, outcome) \
-       VALUES ($12, $13, $14, $15, $16)) \
+       VALUES ($14, $15, $16, $17, $18) RETURNING 1 AS recorded) \
      INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, \
                          payload, metadata, recorded_at, prev_hash, hash) \
      SELECT (pg_current_xact_id()::text::bigint << 16) + t.idx, $1, t.version, t.event_id, t.event_type, \
             t.schema_version, t.payload, $2, $3, t.prev_hash, t.hash \
-     FROM UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
+     FROM command CROSS JOIN \
+          UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
           AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
+     WHERE $12::bigint = 0 \
+        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13) \
      RETURNING position, stream_version";
 
 fn map_insert_error(
@@ -559,7 +576,9 @@ async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
         .bind(recorded.iter().map(|r| r.schema_version).collect::<Vec<_>>())
         .bind(recorded.iter().map(|r| &r.payload).collect::<Vec<_>>())
         .bind(recorded.iter().map(|r| r.prev_hash.as_slice()).collect::<Vec<_>>())
-        .bind(recorded.iter().map(|r| r.hash.as_slice()).collect::<Vec<_>>());
+        .bind(recorded.iter().map(|r| r.hash.as_slice()).collect::<Vec<_>>())
+        .bind(last_version)
+        .bind(prev_hash.as_slice());
     let query = match command {
         Some(c) => {
             query.bind(c.company_id).bind(&c.command_id).bind(&c.command_type).bind(&c.request_hash).bind(&c.outcome)
@@ -567,6 +586,11 @@ async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
         None => query,
     };
     let rows = query.fetch_all(executor).await.map_err(|e| map_insert_error(e, write, last_version, command))?;
+    if rows.len() != recorded.len() {
+        // The predecessor is not what the caller believed: nothing was written
+        // by this statement (it inserts all rows or none).
+        return Err(StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version });
+    }
     for row in rows {
         let version: i64 = row.try_get("stream_version")?;
         if let Some(r) = recorded.get_mut((version - last_version - 1) as usize) {

@@ -7,10 +7,7 @@ mod support;
 
 use std::{
     collections::{BTreeSet, HashSet},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
@@ -98,21 +95,19 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(pool: PgPool)
     let store = EventStore::new(pool.clone());
     let committed = Arc::new(Mutex::new(HashSet::new()));
     let rolled_back = Arc::new(Mutex::new(HashSet::new()));
-    let writing = Arc::new(AtomicBool::new(true));
 
+    // 0 while writers run; then the head the reader must reach.
+    let target = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let reader = {
-        let (store, writing) = (store.clone(), writing.clone());
+        let (store, target) = (store.clone(), target.clone());
         tokio::spawn(async move {
             let mut seen: Vec<RecordedEvent> = Vec::new();
-            let mut idle_after_writers = 0;
             loop {
                 let batch = store.read_all(seen.last().map_or(0, |e| e.position), 200).await.unwrap();
                 if batch.is_empty() {
-                    if !writing.load(Ordering::SeqCst) {
-                        idle_after_writers += 1;
-                        if idle_after_writers > 20 {
-                            return seen;
-                        }
+                    let head = target.load(Ordering::SeqCst);
+                    if head > 0 && seen.last().is_some_and(|e| e.position >= head) {
+                        return seen;
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 } else {
@@ -153,8 +148,12 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(pool: PgPool)
     for w in writers {
         w.await.unwrap();
     }
-    writing.store(false, Ordering::SeqCst);
-    let seen = reader.await.unwrap();
+    settle(&store).await;
+    target.store(store.head_position().await.unwrap(), Ordering::SeqCst);
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader never reached the head")
+        .unwrap();
 
     let committed = committed.lock().await.clone();
     let rolled_back = rolled_back.lock().await.clone();
@@ -311,5 +310,38 @@ async fn verify_names_the_seal_when_the_last_event_of_a_stream_is_deleted(pool: 
     tamper(&pool, &format!("DELETE FROM events WHERE position = {last}")).await;
     let broken = audit::verify(&store).await.unwrap().broken.expect("deletion must be detected by the seal");
     assert_eq!(broken.stream_id, domain::log::SEAL_STREAM);
-    assert!(broken.reason.contains("deleted"), "{}", broken.reason);
+    assert!(broken.reason.contains("sealed 15 events but now holds 14"), "{}", broken.reason);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_duplicates_of_a_registration_all_get_the_first_outcome(pool: PgPool) {
+    let store = EventStore::new(wide_pool(&pool, 12).await);
+    let company = Uuid::new_v4();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = TerminalId::parse("EVSE-DUP").unwrap();
+            terminals::handle(&store, &ctx(company, Some("same-key"), "same body"), &id, register(company, "EVSE-DUP"))
+                .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().expect("a duplicate must replay, not fail"));
+    }
+    assert_eq!(outcomes.iter().filter(|o| !o.replayed).count(), 1);
+    assert!(outcomes.windows(2).all(|w| w[0].outcome == w[1].outcome));
+    assert_eq!(store.read_stream("terminal-EVSE-DUP").await.unwrap().len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stale_predecessor_hash_appends_nothing(pool: PgPool) {
+    let store = EventStore::new(pool);
+    store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    let mut forged = write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)]);
+    forged.prev_hash = Some([9; 32]);
+    let err = store.append(&[forged], None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(store.read_stream("s-1").await.unwrap().len(), 1);
 }

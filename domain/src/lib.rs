@@ -9,6 +9,7 @@
 //! tested as given / when / then without a runtime.
 
 pub mod aggregate;
+pub mod charger;
 pub mod error;
 pub mod event;
 pub mod ids;

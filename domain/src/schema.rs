@@ -7,7 +7,12 @@
 use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
 
-use crate::{log::LogEvent, terminal::TerminalEvent, DomainEvent};
+use crate::{
+    charger::{ChargerEvent, OcppFrameEvent},
+    log::LogEvent,
+    terminal::TerminalEvent,
+    DomainEvent,
+};
 
 /// One event type's schema.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,13 +61,15 @@ fn variants<E: DomainEvent + JsonSchema>() -> Vec<EventSchema> {
 
 /// The type names each event enum declares in [`DomainEvent::TYPES`].
 pub fn declared_types() -> Vec<&'static str> {
-    [TerminalEvent::TYPES, LogEvent::TYPES].concat()
+    [TerminalEvent::TYPES, LogEvent::TYPES, ChargerEvent::TYPES, OcppFrameEvent::TYPES].concat()
 }
 
 /// Every event type of the platform with its current schema.
 pub fn all() -> Vec<EventSchema> {
     let mut all = variants::<TerminalEvent>();
     all.extend(variants::<LogEvent>());
+    all.extend(variants::<ChargerEvent>());
+    all.extend(variants::<OcppFrameEvent>());
     all
 }
 
@@ -71,6 +78,8 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
     match event_type.split_once('.').map(|(category, _)| category) {
         Some("terminal") => TerminalEvent::from_record(event_type, version, payload).map(drop),
         Some("log") => LogEvent::from_record(event_type, version, payload).map(drop),
+        Some("charger") => ChargerEvent::from_record(event_type, version, payload).map(drop),
+        Some("ocpp") => OcppFrameEvent::from_record(event_type, version, payload).map(drop),
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),
     }
 }

@@ -88,7 +88,10 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, 
     let pg = ping(&state).await;
     match pg.error {
         None => Ok(Json(HealthStatus { status: "ok" })),
-        Some(e) => Err(ApiError::Unavailable(format!("postgres is unreachable: {e}"))),
+        Some(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::Unavailable("postgres is unreachable".into()))
+        }
     }
 }
 

@@ -80,9 +80,9 @@ where
     }
     let stored = run.await?;
     let text = serde_json::to_string(&stored.body).map_err(ApiError::internal)?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO idempotent_responses (company_id, key, request_hash, status, location, body) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (company_id, key) DO NOTHING",
+         ON CONFLICT (company_id, key) DO NOTHING RETURNING 1",
     )
     .bind(caller.company_id)
     .bind(key)
@@ -90,7 +90,21 @@ where
     .bind(stored.status.as_u16() as i16)
     .bind(&stored.location)
     .bind(&text)
-    .execute(&state.pool)
+    .fetch_optional(&state.pool)
     .await?;
+    if inserted.is_none() {
+        // A concurrent duplicate stored its answer first: everyone gets that one.
+        if let Some(row) = lookup().await? {
+            let hash: Vec<u8> = row.try_get("request_hash")?;
+            if hash != fingerprint {
+                return Err(ApiError::IdempotencyMismatch(format!(
+                    "Idempotency-Key {key:?} was already used with a different request"
+                )));
+            }
+            let status: i16 = row.try_get("status")?;
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+            return Ok(raw_json(status, row.try_get("location")?, row.try_get("body")?));
+        }
+    }
     Ok(raw_json(stored.status, stored.location, text))
 }

@@ -163,8 +163,16 @@ async fn read_after(
     id: &TerminalId,
     executed: &Executed,
 ) -> Result<Option<TerminalView>, ApiError> {
-    if let Some(position) = executed.last_position() {
-        state.metrics.appended(&executed.events);
+    state.metrics.appended(&executed.events);
+    // A replayed command appended nothing now: wait for what its stream holds.
+    let position = match executed.last_position() {
+        Some(position) => Some(position),
+        None if executed.replayed => {
+            state.store.stream_head(&domain::terminal::Terminal::stream_id(id)).await.map_err(ApiError::internal)?
+        }
+        None => None,
+    };
+    if let Some(position) = position {
         let wait = state.config.consistency_wait;
         if !projections::runtime::wait_for(&state.pool, rm::NAME, position, wait).await {
             return Ok(None);

@@ -17,10 +17,14 @@ pub struct TestApp {
     pub config: Config,
 }
 
+/// Configuration pointing at the test's own database, with the credentials of
+/// DATABASE_URL (the server sqlx::test created it on).
 pub fn test_config(pool: &PgPool) -> Config {
     let opts = pool.connect_options();
     let db = opts.get_database().unwrap_or("postgres");
-    Config::for_tests(format!("postgres://postgres@127.0.0.1:5432/{db}"))
+    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+    Config::for_tests(format!("{base}/{db}"))
 }
 
 impl TestApp {

@@ -30,8 +30,16 @@ fn owned(state: &TerminalState, company: CompanyId) -> Result<&RegisteredTermina
     }
 }
 
+/// Non-blank, at most `max` characters, no control characters (NUL cannot be stored).
 fn text_ok(value: &str, max: usize) -> bool {
-    !value.trim().is_empty() && value.chars().count() <= max
+    !value.trim().is_empty()
+        && value.chars().count() <= max
+        && !value.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+/// Earliest timestamp a report may carry (chargers with a reset clock report 1970).
+fn earliest() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default() // 2000-01-01
 }
 
 fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<TerminalEvent>, DomainError> {
@@ -80,6 +88,7 @@ fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<Terminal
 fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec<TerminalEvent>, DomainError> {
     let mut v = Validator::default();
     v.check(cmd.occurred_at <= cmd.now + MAX_CLOCK_SKEW, "timestamp", "is more than 5 minutes in the future");
+    v.check(cmd.occurred_at >= earliest(), "timestamp", "is before the year 2000");
     v.check(cmd.code.as_deref().is_none_or(|c| text_ok(c, 50)), "code", "must be 1 to 50 characters");
     v.check(cmd.message.as_deref().is_none_or(|m| text_ok(m, 500)), "message", "must be 1 to 500 characters");
     v.check(

@@ -1,0 +1,264 @@
+//! The `Charger` aggregate: what a charge point told us over OCPP, in one model
+//! for both protocol versions (stream `charger-<id>`).
+//!
+//! The gateway turns OCPP 1.6 and 2.0.1 messages into the version-neutral
+//! commands below; 1.6 integer transaction ids and 2.0.1 string ids become the
+//! same `transactionId` text. The rules here: one active transaction per id,
+//! repeats have no second effect, meter readings must rise and fall inside the
+//! transaction's window (violations are recorded, not applied), 2.0.1 seqNo gaps
+//! are recorded.
+
+mod decide;
+mod events;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+pub use events::*;
+use uuid::Uuid;
+
+use crate::{terminal::OcppVersion, Aggregate, CompanyId, DomainError, TerminalId};
+
+/// A transaction in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveTransaction {
+    /// EVSE (2.0.1).
+    pub evse_id: Option<i64>,
+    /// Connector.
+    pub connector_id: Option<i64>,
+    /// Id tag.
+    pub id_tag: Option<String>,
+    /// Register at start, Wh.
+    pub meter_start_wh: Option<i64>,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// Highest accepted energy register, Wh.
+    pub last_energy_wh: Option<i64>,
+    /// Last 2.0.1 seqNo seen.
+    pub last_seq_no: Option<i64>,
+}
+
+/// Folded state of a charger.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChargerState {
+    /// Owner, from the first connection.
+    pub company_id: Option<CompanyId>,
+    /// Current connection, if connected.
+    pub connection_id: Option<Uuid>,
+    /// Protocol of the current or last connection.
+    pub protocol: Option<OcppVersion>,
+    /// Transactions in progress.
+    pub active: BTreeMap<String, ActiveTransaction>,
+    /// Transactions that ended (to answer repeats).
+    pub finished: BTreeSet<String>,
+    /// Highest numeric transaction id handed out or seen (1.6 ids).
+    pub last_numeric_transaction_id: i64,
+    /// Last status per (evse, connector).
+    pub connector_status: BTreeMap<(i64, i64), String>,
+}
+
+impl ChargerState {
+    /// The transaction a 1.6 StartTransaction refers to if it repeats one in progress.
+    pub fn repeated_start(&self, connector_id: i64, id_tag: &str, started_at: DateTime<Utc>) -> Option<&str> {
+        self.active
+            .iter()
+            .find(|(_, t)| {
+                t.connector_id == Some(connector_id)
+                    && t.id_tag.as_deref() == Some(id_tag)
+                    && t.started_at == started_at
+            })
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+/// 2.0.1 TransactionEvent eventType.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionEventKind {
+    /// Started.
+    Started,
+    /// Updated.
+    Updated,
+    /// Ended.
+    Ended,
+}
+
+/// What the gateway asks of the charger aggregate.
+#[derive(Debug, Clone)]
+pub enum ChargerCommand {
+    /// A WebSocket connection was accepted.
+    Connect {
+        /// Owner.
+        company_id: CompanyId,
+        /// The connection.
+        connection_id: Uuid,
+        /// Negotiated protocol.
+        protocol: OcppVersion,
+        /// Gateway instance.
+        gateway_id: Uuid,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+    /// The connection closed.
+    Disconnect {
+        /// The connection.
+        connection_id: Uuid,
+        /// Why.
+        reason: String,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+    /// BootNotification.
+    Boot(ChargerBooted),
+    /// StatusNotification.
+    ReportStatus(ConnectorStatusChanged),
+    /// 1.6 StartTransaction: the CSMS assigns the id.
+    StartTransaction {
+        /// Connector.
+        connector_id: i64,
+        /// Id tag.
+        id_tag: String,
+        /// Register at start, Wh.
+        meter_start_wh: i64,
+        /// 1.6 reservation, if any.
+        timestamp: DateTime<Utc>,
+    },
+    /// 1.6 StopTransaction.
+    StopTransaction {
+        /// Transaction.
+        transaction_id: String,
+        /// Register at stop, Wh.
+        meter_stop_wh: i64,
+        /// Stop time.
+        timestamp: DateTime<Utc>,
+        /// Reason.
+        reason: Option<String>,
+        /// transactionData samples.
+        samples: Vec<MeterSample>,
+        /// Clock.
+        now: DateTime<Utc>,
+    },
+    /// MeterValues (1.6 or 2.0.1).
+    RecordMeterValues {
+        /// Transaction, if any.
+        transaction_id: Option<String>,
+        /// EVSE (2.0.1).
+        evse_id: Option<i64>,
+        /// Connector.
+        connector_id: Option<i64>,
+        /// Samples.
+        samples: Vec<MeterSample>,
+        /// Clock.
+        now: DateTime<Utc>,
+    },
+    /// 2.0.1 TransactionEvent.
+    TransactionEvent {
+        /// Started, Updated or Ended.
+        kind: TransactionEventKind,
+        /// Transaction id chosen by the charger.
+        transaction_id: String,
+        /// Sequence number.
+        seq_no: i64,
+        /// EVSE.
+        evse_id: Option<i64>,
+        /// Connector.
+        connector_id: Option<i64>,
+        /// Id token.
+        id_tag: Option<String>,
+        /// remoteStartId.
+        remote_start_id: Option<i64>,
+        /// Samples.
+        samples: Vec<MeterSample>,
+        /// When the charger says it happened.
+        timestamp: DateTime<Utc>,
+        /// stoppedReason of an Ended event.
+        stopped_reason: Option<String>,
+        /// Clock.
+        now: DateTime<Utc>,
+    },
+}
+
+/// The charger aggregate.
+#[derive(Debug)]
+pub struct Charger;
+
+impl Charger {
+    /// Domain stream of a charger.
+    pub fn stream_id(id: &TerminalId) -> String {
+        format!("{}-{}", Self::CATEGORY, id)
+    }
+
+    /// Frame stream of a charger.
+    pub fn frame_stream_id(id: &TerminalId) -> String {
+        format!("ocpp-{id}")
+    }
+}
+
+impl Aggregate for Charger {
+    const CATEGORY: &'static str = "charger";
+    type State = ChargerState;
+    type Command = ChargerCommand;
+    type Event = ChargerEvent;
+
+    fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Vec<ChargerEvent>, DomainError> {
+        decide::decide(state, command)
+    }
+
+    fn evolve(mut state: ChargerState, event: &ChargerEvent) -> ChargerState {
+        match event {
+            ChargerEvent::Connected(c) => {
+                state.company_id = Some(CompanyId(c.company_id));
+                state.connection_id = Some(c.connection_id);
+                state.protocol = Some(c.protocol);
+            }
+            ChargerEvent::Disconnected(d) => {
+                if state.connection_id == Some(d.connection_id) {
+                    state.connection_id = None;
+                }
+            }
+            ChargerEvent::Booted(_) => {}
+            ChargerEvent::ConnectorStatusChanged(s) => {
+                state.connector_status.insert((s.evse_id.unwrap_or(0), s.connector_id), s.status.clone());
+            }
+            ChargerEvent::TransactionStarted(t) => {
+                if let Ok(n) = t.transaction_id.parse::<i64>() {
+                    state.last_numeric_transaction_id = state.last_numeric_transaction_id.max(n);
+                }
+                state.active.insert(
+                    t.transaction_id.clone(),
+                    ActiveTransaction {
+                        evse_id: t.evse_id,
+                        connector_id: t.connector_id,
+                        id_tag: t.id_tag.clone(),
+                        meter_start_wh: t.meter_start_wh,
+                        started_at: t.started_at,
+                        last_energy_wh: t.meter_start_wh,
+                        last_seq_no: t.seq_no,
+                    },
+                );
+            }
+            ChargerEvent::TransactionUpdated(u) => note_seq_no(&mut state, &u.transaction_id, u.seq_no),
+            ChargerEvent::MeterValuesRecorded(m) => {
+                if let Some(tx) = m.transaction_id.as_ref().and_then(|id| state.active.get_mut(id)) {
+                    for e in m.samples.iter().filter_map(|s| s.energy_wh) {
+                        tx.last_energy_wh = Some(tx.last_energy_wh.map_or(e, |last| last.max(e)));
+                    }
+                }
+            }
+            ChargerEvent::MeterAnomalyDetected(_) => {}
+            ChargerEvent::SequenceGapDetected(g) => note_seq_no(&mut state, &g.transaction_id, g.received_seq_no),
+            ChargerEvent::TransactionEnded(t) => {
+                state.active.remove(&t.transaction_id);
+                state.finished.insert(t.transaction_id.clone());
+            }
+        }
+        state
+    }
+}
+
+fn note_seq_no(state: &mut ChargerState, transaction_id: &str, seq_no: i64) {
+    if let Some(tx) = state.active.get_mut(transaction_id) {
+        tx.last_seq_no = Some(tx.last_seq_no.map_or(seq_no, |s| s.max(seq_no)));
+    }
+}
