@@ -73,3 +73,24 @@ ensure_postgres() {
     return 1
   fi
 }
+
+# A Python venv (.venv) with the PyPI `ocpp` package: the tests' charge points.
+ensure_test_venv() {
+  local venv=".venv"
+  local want="ocpp==2.1.0 websockets==17.4"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ]; then
+    export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  log "creating $venv with $want"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $want
+  echo "$want" > "$venv/.requirements"
+  export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
+}

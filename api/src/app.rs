@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     metrics::{self, Metrics},
     openapi,
-    routes::{health, terminals},
+    routes::{health, ocpp, terminals},
     state::AppState,
 };
 
@@ -61,6 +61,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/terminals/{id}", get(terminals::get))
         .route("/v1/terminals/{id}/health-events", post(terminals::report_health))
         .route("/v1/terminals/{id}/status", put(terminals::update_status))
+        .route("/v1/terminals/{id}/commands", post(ocpp::command))
+        .route("/v1/terminals/{id}/commands/{command_id}", get(ocpp::get_command))
+        .route("/v1/terminals/{id}/remote-start", post(ocpp::remote_start))
+        .route("/v1/terminals/{id}/remote-stop", post(ocpp::remote_stop))
+        .route("/v1/terminals/{id}/charging-profiles", post(ocpp::charging_profile))
+        .route("/v1/terminals/{id}/connectors", get(ocpp::connectors))
+        .route("/v1/terminals/{id}/transactions", get(ocpp::transactions))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -106,7 +113,36 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         metrics: Arc::new(Metrics::new().context("metrics registry")?),
         config: Arc::new(config),
         started: Instant::now(),
+        gateway: None,
     })
+}
+
+/// Creates the OCPP gateway of this process and binds its listener.
+pub async fn bind_gateway(
+    state: &mut AppState,
+) -> anyhow::Result<(std::net::SocketAddr, TcpListener, gateways::ocpp::Gateway)> {
+    let directory =
+        Arc::new(crate::directory::TerminalDirectory { pool: state.pool.clone(), store: state.store.clone() });
+    let gateway = gateways::ocpp::Gateway::new(state.store.clone(), state.config.ocpp.clone(), directory);
+    let (addr, listener) =
+        gateway.bind().await.with_context(|| format!("cannot listen for OCPP on {}", state.config.ocpp.addr))?;
+    state.gateway = Some(gateway.clone());
+    Ok((addr, listener, gateway))
+}
+
+/// Spawns the gateway's server on `tasks`.
+fn spawn_gateway(
+    tasks: &mut JoinSet<()>,
+    gateway: gateways::ocpp::Gateway,
+    listener: TcpListener,
+    shutdown: &CancellationToken,
+) {
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = gateway.serve(listener, shutdown).await {
+            tracing::error!(%error, "OCPP gateway stopped");
+        }
+    });
 }
 
 /// A bound HTTP server, ready to run.
@@ -189,18 +225,33 @@ pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow:
     Ok(())
 }
 
+/// `chargeledger ocpp`: the OCPP gateway only.
+pub async fn run_ocpp(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    let mut state = state(config, pool)?;
+    let mut tasks = JoinSet::new();
+    spawn_signals(&mut tasks, &state.store, &shutdown);
+    let (addr, listener, gateway) = bind_gateway(&mut state).await?;
+    tracing::info!(%addr, "OCPP gateway listening");
+    gateway.serve(listener, shutdown).await?;
+    tasks.shutdown().await;
+    Ok(())
+}
+
 /// `chargeledger serve`: migrate, then every role in one process.
 pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     create_database_if_missing(&config).await?;
     let pool = connect(&config).await?;
     migrate(&pool).await?;
     check_secret(&config)?;
-    let state = state(config, pool)?;
+    let mut state = state(config, pool)?;
     let mut tasks = JoinSet::new();
     spawn_signals(&mut tasks, &state.store, &shutdown);
     spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
+    let (ocpp_addr, listener, gateway) = bind_gateway(&mut state).await?;
+    spawn_gateway(&mut tasks, gateway, listener, &shutdown);
     let bound = bind_api(state).await?;
-    tracing::info!(addr = %bound.addr, "chargeledger serving (api, projectors, sealer)");
+    tracing::info!(addr = %bound.addr, %ocpp_addr, "chargeledger serving (api, ocpp, projectors, sealer)");
     bound.serve(shutdown).await?;
     tasks.shutdown().await;
     Ok(())
@@ -211,6 +262,8 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
 pub struct Running {
     /// Where the API listens.
     pub addr: std::net::SocketAddr,
+    /// Where the OCPP gateway listens (with `background`).
+    pub ocpp_addr: Option<std::net::SocketAddr>,
     /// The shared state (pool, store, metrics).
     pub state: AppState,
     /// Cancel to stop everything.
@@ -234,12 +287,16 @@ impl Running {
 /// Starts the API (and, with `background`, projectors, sealer and wake-ups) on
 /// an existing pool; the port comes from the configuration (0 for any).
 pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Result<Running> {
-    let state = state(config, pool)?;
+    let mut state = state(config, pool)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let mut ocpp_addr = None;
     if background {
         spawn_signals(&mut tasks, &state.store, &shutdown);
         spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
+        let (addr, listener, gateway) = bind_gateway(&mut state).await?;
+        spawn_gateway(&mut tasks, gateway, listener, &shutdown);
+        ocpp_addr = Some(addr);
     }
     let bound = bind_api(state.clone()).await?;
     let addr = bound.addr;
@@ -249,5 +306,5 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
             tracing::error!(%error, "server stopped");
         }
     });
-    Ok(Running { addr, state, shutdown, tasks })
+    Ok(Running { addr, ocpp_addr, state, shutdown, tasks })
 }

@@ -25,10 +25,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Migrate, then run every role in one process (API, projectors, sealer). The default way to run.
+    /// Migrate, then run every role in one process (API, OCPP gateway, projectors, sealer). The default way to run.
     Serve,
     /// Run the HTTP API only.
     Api,
+    /// Run the OCPP gateway only (ws://CHARGELEDGER_OCPP_ADDR/ocpp/{chargePointId}).
+    Ocpp,
     /// Run the projectors and the log sealer only.
     Project,
     /// Apply database migrations and exit.
@@ -182,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => app::run_serve(config, shutdown_on_signal()).await?,
         Command::Api => app::run_api(config, shutdown_on_signal()).await?,
+        Command::Ocpp => app::run_ocpp(config, shutdown_on_signal()).await?,
         Command::Project => app::run_project(config, shutdown_on_signal()).await?,
         Command::Migrate => {
             app::create_database_if_missing(&config).await?;

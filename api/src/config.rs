@@ -21,6 +21,12 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_TERMINAL_ONLINE_SECS       terminal_online_secs  600 (seen within this window = online)
   CHARGELEDGER_CONSISTENCY_WAIT_MS        consistency_wait_ms   2000 (how long a write waits for its read model)
   CHARGELEDGER_SEAL_INTERVAL_MS           seal_interval_ms      1000
+  CHARGELEDGER_OCPP_ADDR                  ocpp_addr             127.0.0.1:9000 (ws://HOST:PORT/ocpp/{chargePointId})
+  CHARGELEDGER_OCPP_AUTO_REGISTER_COMPANY ocpp_auto_register_company  none; a company uuid registers unknown chargers to it
+  CHARGELEDGER_OCPP_MAX_FRAME_BYTES       ocpp_max_frame_bytes  65536 (a larger frame closes the connection, 1009)
+  CHARGELEDGER_OCPP_PING_SECS             ocpp_ping_secs        30 (two silent intervals close the connection)
+  CHARGELEDGER_OCPP_CALL_TIMEOUT_MS       ocpp_call_timeout_ms  30000 (REST commands answer 504 after it)
+  CHARGELEDGER_OCPP_HEARTBEAT_SECS        ocpp_heartbeat_secs   300 (interval told to chargers at boot)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -46,6 +52,8 @@ pub struct Config {
     pub consistency_wait: Duration,
     /// Sealer cadence.
     pub seal_interval: Duration,
+    /// OCPP gateway settings.
+    pub ocpp: gateways::ocpp::OcppConfig,
     /// Tracing filter.
     pub log: String,
     /// `text` or `json`.
@@ -65,6 +73,12 @@ struct FileConfig {
     seal_interval_ms: Option<u64>,
     log: Option<String>,
     log_format: Option<String>,
+    ocpp_addr: Option<String>,
+    ocpp_auto_register_company: Option<String>,
+    ocpp_max_frame_bytes: Option<usize>,
+    ocpp_ping_secs: Option<u64>,
+    ocpp_call_timeout_ms: Option<u64>,
+    ocpp_heartbeat_secs: Option<i64>,
 }
 
 /// A configuration problem, named by setting.
@@ -117,7 +131,36 @@ impl Config {
         if !matches!(log_format.as_str(), "text" | "json") {
             return Err(ConfigError("CHARGELEDGER_LOG_FORMAT must be text or json".into()));
         }
+        let mut ocpp = gateways::ocpp::OcppConfig::new(
+            parse("CHARGELEDGER_OCPP_ADDR", env("CHARGELEDGER_OCPP_ADDR").or(f.ocpp_addr))?
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+        );
+        ocpp.auto_register_company = parse(
+            "CHARGELEDGER_OCPP_AUTO_REGISTER_COMPANY",
+            env("CHARGELEDGER_OCPP_AUTO_REGISTER_COMPANY").or(f.ocpp_auto_register_company),
+        )?;
+        if let Some(max) = parse("CHARGELEDGER_OCPP_MAX_FRAME_BYTES", env("CHARGELEDGER_OCPP_MAX_FRAME_BYTES"))?
+            .or(f.ocpp_max_frame_bytes)
+        {
+            ocpp.max_frame_bytes = max;
+        }
+        if let Some(secs) =
+            parse("CHARGELEDGER_OCPP_PING_SECS", env("CHARGELEDGER_OCPP_PING_SECS"))?.or(f.ocpp_ping_secs)
+        {
+            ocpp.ping_interval = Duration::from_secs(secs.max(1));
+        }
+        if let Some(ms) = parse("CHARGELEDGER_OCPP_CALL_TIMEOUT_MS", env("CHARGELEDGER_OCPP_CALL_TIMEOUT_MS"))?
+            .or(f.ocpp_call_timeout_ms)
+        {
+            ocpp.call_timeout = Duration::from_millis(ms.max(100));
+        }
+        if let Some(secs) = parse("CHARGELEDGER_OCPP_HEARTBEAT_SECS", env("CHARGELEDGER_OCPP_HEARTBEAT_SECS"))?
+            .or(f.ocpp_heartbeat_secs)
+        {
+            ocpp.heartbeat_interval_s = secs.max(1);
+        }
         Ok(Self {
+            ocpp,
             database_url,
             http_addr,
             jwt_secret: SecretString::from(secret.unwrap_or_else(|| DEV_JWT_SECRET.into())),
@@ -154,6 +197,11 @@ impl Config {
             terminal_online: chrono::Duration::seconds(600),
             consistency_wait: Duration::from_secs(5),
             seal_interval: Duration::from_millis(200),
+            ocpp: {
+                let mut ocpp = gateways::ocpp::OcppConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+                ocpp.call_timeout = Duration::from_secs(5);
+                ocpp
+            },
             log: "warn".into(),
             log_format: "text".into(),
         }

@@ -65,6 +65,12 @@ pub enum ApiError {
     /// A dependency is down.
     #[error("{0}")]
     Unavailable(String),
+    /// The charger refused or failed a command.
+    #[error("{0}")]
+    BadGateway(String),
+    /// The charger did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
     /// The route exists, the method does not.
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
@@ -88,6 +94,10 @@ impl ApiError {
                 "Idempotency-Key reused with a different request",
             ),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "charger-error", "The charger refused or failed"),
+            Self::GatewayTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, "charger-timeout", "The charger did not answer in time")
+            }
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod metrics;

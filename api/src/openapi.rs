@@ -5,7 +5,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::routes::{health, terminals};
+use crate::routes::{health, ocpp, terminals};
 
 struct Security;
 
@@ -27,10 +27,12 @@ impl Modify for Security {
         Errors are RFC 9457 problem+json. Every mutable route accepts Idempotency-Key."),
     paths(
         terminals::register, terminals::list, terminals::get, terminals::report_health, terminals::update_status, terminals::stats,
+        ocpp::command, ocpp::get_command, ocpp::remote_start, ocpp::remote_stop, ocpp::charging_profile, ocpp::connectors, ocpp::transactions,
         health::health, health::ready, health::live, health::detailed, health::metrics,
     ),
     modifiers(&Security),
     tags((name = "Terminals", description = "Terminal registration, health, and status"),
+         (name = "Charger commands", description = "OCPP commands to chargers (remote start/stop, smart charging, …) and their live state"),
          (name = "Health", description = "Health checks and readiness probes"))
 )]
 pub struct ApiDoc;

@@ -22,4 +22,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Process start, for uptime.
     pub started: Instant,
+    /// The OCPP gateway, when it runs in this process.
+    pub gateway: Option<gateways::ocpp::Gateway>,
 }

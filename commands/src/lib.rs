@@ -11,6 +11,7 @@ pub mod announce;
 pub mod audit;
 pub mod handler;
 pub mod hashing;
+pub mod ocpp_commands;
 pub mod seal;
 pub mod store;
 pub mod terminals;

@@ -58,6 +58,7 @@ pub async fn handle(
 ) -> Result<Executed, CommandError> {
     let command_type = match &command {
         TerminalCommand::Register(_) => "terminal.register",
+        TerminalCommand::AutoRegister(_) => "terminal.auto_register",
         TerminalCommand::ReportHealth(_) => "terminal.report_health",
         TerminalCommand::ChangeStatus(_) => "terminal.change_status",
     };

@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
 
 use crate::{
-    charger::{ChargerEvent, OcppFrameEvent},
+    charger::{command::OcppCommandEvent, ChargerEvent, OcppFrameEvent},
     log::LogEvent,
     terminal::TerminalEvent,
     DomainEvent,
@@ -61,7 +61,8 @@ fn variants<E: DomainEvent + JsonSchema>() -> Vec<EventSchema> {
 
 /// The type names each event enum declares in [`DomainEvent::TYPES`].
 pub fn declared_types() -> Vec<&'static str> {
-    [TerminalEvent::TYPES, LogEvent::TYPES, ChargerEvent::TYPES, OcppFrameEvent::TYPES].concat()
+    [TerminalEvent::TYPES, LogEvent::TYPES, ChargerEvent::TYPES, OcppFrameEvent::TYPES, OcppCommandEvent::TYPES]
+        .concat()
 }
 
 /// Every event type of the platform with its current schema.
@@ -70,6 +71,7 @@ pub fn all() -> Vec<EventSchema> {
     all.extend(variants::<LogEvent>());
     all.extend(variants::<ChargerEvent>());
     all.extend(variants::<OcppFrameEvent>());
+    all.extend(variants::<OcppCommandEvent>());
     all
 }
 
@@ -80,6 +82,7 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
         Some("log") => LogEvent::from_record(event_type, version, payload).map(drop),
         Some("charger") => ChargerEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp") => OcppFrameEvent::from_record(event_type, version, payload).map(drop),
+        Some("ocpp_command") => OcppCommandEvent::from_record(event_type, version, payload).map(drop),
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),
     }
 }

@@ -3,10 +3,9 @@
 //! Each edge turns outside traffic into commands on the write side and turns
 //! events from the log into outside effects:
 //!
-//! - `ocpp`: the WebSocket CSMS for OCPP 1.6-J and 2.0.1 (issue 3);
+//! - [`ocpp`]: the WebSocket CSMS for OCPP 1.6-J and 2.0.1;
 //! - `payments`: the Pagar.me V5 adapter and the simulator gateway (issue 4);
 //! - `kafka`: the relay publishing the log to topics (issue 6);
 //! - `webhooks` and `email`: deliveries driven by the log (issues 5 and 7).
-//!
-//! None is built yet; the crate exists so that the dependency direction
-//! (`gateways` → `commands` → `domain`, never back) is fixed from the start.
+
+pub mod ocpp;

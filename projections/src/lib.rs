@@ -4,6 +4,7 @@
 //! read-model writes, catch-up, live tail, rebuild-and-swap); each read model is
 //! a module with its projector and its queries.
 
+pub mod ocpp;
 pub mod runtime;
 pub mod terminals;
 
@@ -13,7 +14,7 @@ pub use runtime::{ProjectionError, Projector};
 
 /// Every projector of the platform.
 pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(terminals::TerminalsProjector)]
+    vec![Arc::new(terminals::TerminalsProjector), Arc::new(ocpp::OcppProjector)]
 }
 
 /// The projector of that name.

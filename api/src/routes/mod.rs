@@ -1,6 +1,7 @@
 //! HTTP routes, one module per seed section.
 
 pub mod health;
+pub mod ocpp;
 pub mod terminals;
 
 use axum::{

@@ -8,6 +8,7 @@
 //! transaction's window (violations are recorded, not applied), 2.0.1 seqNo gaps
 //! are recorded.
 
+pub mod command;
 mod decide;
 mod events;
 #[cfg(test)]

@@ -17,6 +17,21 @@ const MAX_POWER_W: u32 = 3_750_000;
 pub(super) fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, DomainError> {
     match command {
         TerminalCommand::Register(cmd) => register(state, cmd),
+        TerminalCommand::AutoRegister(cmd) => match state {
+            // Registered meanwhile (by an operator or a concurrent connection): nothing to do.
+            TerminalState::Registered(_) => Ok(vec![]),
+            TerminalState::Unregistered => Ok(vec![TerminalEvent::Registered(TerminalRegistered {
+                terminal_id: cmd.terminal_id,
+                company_id: cmd.company_id,
+                station_id: 0,
+                vendor: "unknown".into(),
+                model: "unknown".into(),
+                ocpp_version: cmd.ocpp_version,
+                connectors: vec![],
+                password_hash: None,
+                registered_at: cmd.now,
+            })]),
+        },
         TerminalCommand::ReportHealth(cmd) => report_health(owned(state, cmd.company_id)?, cmd),
         TerminalCommand::ChangeStatus(cmd) => change_status(owned(state, cmd.company_id)?, cmd),
     }

@@ -248,11 +248,28 @@ pub struct ChangeStatus {
     pub now: DateTime<Utc>,
 }
 
+/// Register a charger that connected without being registered, when the
+/// gateway is configured to auto-register: no station, vendor and model unknown
+/// until it boots, connectors learned from its status notifications.
+#[derive(Debug, Clone)]
+pub struct AutoRegisterTerminal {
+    /// The company unknown chargers are registered to.
+    pub company_id: CompanyId,
+    /// Charge point identity.
+    pub terminal_id: TerminalId,
+    /// Protocol it connected with.
+    pub ocpp_version: OcppVersion,
+    /// The clock.
+    pub now: DateTime<Utc>,
+}
+
 /// Commands of the terminal aggregate.
 #[derive(Debug, Clone)]
 pub enum TerminalCommand {
     /// See [`RegisterTerminal`].
     Register(RegisterTerminal),
+    /// See [`AutoRegisterTerminal`].
+    AutoRegister(AutoRegisterTerminal),
     /// See [`ReportHealth`].
     ReportHealth(ReportHealth),
     /// See [`ChangeStatus`].

@@ -140,26 +140,35 @@ fn fail(code: ErrorCode, description: impl Into<String>) -> FrameError {
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<Frame, FrameError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| fail(ErrorCode::FormatViolation, format!("not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| fail(ErrorCode::FormatViolation, format!("not valid JSON: {e}")))?;
     let Value::Array(items) = value else {
         return Err(fail(ErrorCode::FormatViolation, "a frame is a JSON array"));
     };
-    let type_id = items.first().and_then(Value::as_i64).ok_or_else(|| fail(ErrorCode::RpcFrameworkError, "MessageTypeId must be an integer"))?;
+    let type_id = items
+        .first()
+        .and_then(Value::as_i64)
+        .ok_or_else(|| fail(ErrorCode::RpcFrameworkError, "MessageTypeId must be an integer"))?;
     let id = items.get(1).and_then(Value::as_str).map(str::to_owned);
-    let mut err = |code, description: &str| FrameError {
+    let err = |code, description: &str| FrameError {
         id: id.clone(),
         type_id: Some(type_id),
         action: None,
         code,
         description: description.into(),
     };
-    let Some(message_id) = id.clone() else { return Err(err(ErrorCode::RpcFrameworkError, "MessageId must be a string")) };
+    let Some(message_id) = id.clone() else {
+        return Err(err(ErrorCode::RpcFrameworkError, "MessageId must be a string"));
+    };
     if message_id.is_empty() || message_id.len() > 36 {
         return Err(err(ErrorCode::RpcFrameworkError, "MessageId must be 1 to 36 characters"));
     }
     match type_id {
         2 => {
-            let action = items.get(2).and_then(Value::as_str).ok_or_else(|| err(ErrorCode::ProtocolError, "a CALL needs an Action"))?;
+            let action = items
+                .get(2)
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(ErrorCode::ProtocolError, "a CALL needs an Action"))?;
             if items.len() != 4 {
                 let mut e = err(ErrorCode::ProtocolError, "a CALL has exactly 4 elements");
                 e.action = Some(action.to_owned());
@@ -194,7 +203,10 @@ mod tests {
         assert_eq!(parse("{").map_err(|e| e.code), Err(ErrorCode::FormatViolation));
         assert_eq!(parse(r#"{"a":1}"#).map_err(|e| e.code), Err(ErrorCode::FormatViolation));
         let e = parse(r#"[2,"7","Heartbeat"]"#).unwrap_err();
-        assert_eq!((e.code, e.id.as_deref(), e.action.as_deref()), (ErrorCode::ProtocolError, Some("7"), Some("Heartbeat")));
+        assert_eq!(
+            (e.code, e.id.as_deref(), e.action.as_deref()),
+            (ErrorCode::ProtocolError, Some("7"), Some("Heartbeat"))
+        );
         assert_eq!(parse(r#"[9,"7",{}]"#).map_err(|e| e.code), Err(ErrorCode::MessageTypeNotSupported));
         assert_eq!(ErrorCode::FormatViolation.as_str(OcppVersion::V16), "FormationViolation");
         assert_eq!(ErrorCode::OccurrenceConstraintViolation.as_str(OcppVersion::V201), "OccurrenceConstraintViolation");

@@ -70,7 +70,13 @@ pub fn now_text(now: DateTime<Utc>) -> String {
 }
 
 /// What a CALL asks of the charger aggregate (`None`: nothing beyond the frame).
-pub fn translate(version: OcppVersion, action: &str, p: &Value, now: DateTime<Utc>, heartbeat_s: i64) -> Result<Option<ChargerCommand>, (ErrorCode, String)> {
+pub fn translate(
+    version: OcppVersion,
+    action: &str,
+    p: &Value,
+    now: DateTime<Utc>,
+    heartbeat_s: i64,
+) -> Result<Option<ChargerCommand>, (ErrorCode, String)> {
     let v16 = version == OcppVersion::V16;
     Ok(match action {
         "BootNotification" if v16 => Some(ChargerCommand::Boot(ChargerBooted {
@@ -159,7 +165,14 @@ pub fn translate(version: OcppVersion, action: &str, p: &Value, now: DateTime<Ut
 }
 
 /// The CALLRESULT payload, computed after the command (if any) was decided.
-pub fn respond(version: OcppVersion, action: &str, p: &Value, state: &ChargerState, now: DateTime<Utc>, heartbeat_s: i64) -> Value {
+pub fn respond(
+    version: OcppVersion,
+    action: &str,
+    p: &Value,
+    state: &ChargerState,
+    now: DateTime<Utc>,
+    heartbeat_s: i64,
+) -> Value {
     let v16 = version == OcppVersion::V16;
     let accepted_16 = json!({"status": "Accepted"});
     match action {
@@ -169,7 +182,11 @@ pub fn respond(version: OcppVersion, action: &str, p: &Value, state: &ChargerSta
         "Authorize" => json!({"idTokenInfo": {"status": "Accepted"}}),
         "StartTransaction" => {
             let id = state
-                .repeated_start(int(p, "connectorId").unwrap_or_default(), &text(p, "idTag").unwrap_or_default(), time(p, "timestamp").unwrap_or(now))
+                .repeated_start(
+                    int(p, "connectorId").unwrap_or_default(),
+                    &text(p, "idTag").unwrap_or_default(),
+                    time(p, "timestamp").unwrap_or(now),
+                )
                 .and_then(|id| id.parse::<i64>().ok())
                 .unwrap_or(state.last_numeric_transaction_id);
             json!({"transactionId": id, "idTagInfo": accepted_16})
@@ -206,7 +223,11 @@ fn samples(version: OcppVersion, meter_values: Option<&Value>) -> Result<Vec<Met
                 return Err(bad("sampledValue.value"));
             };
             if multiplier != 0 {
-                let factor = Decimal::from(10i64.checked_pow(multiplier.unsigned_abs() as u32).ok_or_else(|| bad("unitOfMeasure.multiplier"))?);
+                let factor = Decimal::from(
+                    10i64
+                        .checked_pow(multiplier.unsigned_abs() as u32)
+                        .ok_or_else(|| bad("unitOfMeasure.multiplier"))?,
+                );
                 value = if multiplier > 0 { value * factor } else { value / factor };
             }
             let scaled = |v: Decimal, kilo: bool| {

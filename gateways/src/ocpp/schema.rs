@@ -27,8 +27,8 @@ fn stem(version: OcppVersion, action: &str, response: bool) -> String {
     }
 }
 
-fn validators() -> &'static HashMap<(&'static str, &'static str), Validator> {
-    static VALIDATORS: OnceLock<HashMap<(&'static str, &'static str), Validator>> = OnceLock::new();
+fn validators() -> &'static HashMap<String, Validator> {
+    static VALIDATORS: OnceLock<HashMap<String, Validator>> = OnceLock::new();
     VALIDATORS.get_or_init(|| {
         SCHEMAS
             .iter()
@@ -36,7 +36,7 @@ fn validators() -> &'static HashMap<(&'static str, &'static str), Validator> {
                 let schema: Value = serde_json::from_str(text).ok()?;
                 // The 1.6 schemas declare draft-04, 2.0.1 draft-06; both are honoured.
                 let validator = jsonschema::options().should_validate_formats(true).build(&schema).ok()?;
-                Some(((*dir, *stem), validator))
+                Some((format!("{dir}/{stem}"), validator))
             })
             .collect()
     })
@@ -44,13 +44,17 @@ fn validators() -> &'static HashMap<(&'static str, &'static str), Validator> {
 
 /// Whether the protocol defines this action in this direction at all.
 pub fn knows(version: OcppVersion, action: &str) -> bool {
-    validators().contains_key(&(dir(version), stem(version, action, false).as_str()))
+    validators().contains_key(&format!("{}/{}", dir(version), stem(version, action, false)))
 }
 
 /// Validates a request (`response == false`) or response payload.
-pub fn validate(version: OcppVersion, action: &str, response: bool, payload: &Value) -> Result<(), (ErrorCode, String)> {
-    let key = stem(version, action, response);
-    let Some(validator) = validators().get(&(dir(version), key.as_str())) else {
+pub fn validate(
+    version: OcppVersion,
+    action: &str,
+    response: bool,
+    payload: &Value,
+) -> Result<(), (ErrorCode, String)> {
+    let Some(validator) = validators().get(&format!("{}/{}", dir(version), stem(version, action, response))) else {
         return Err((ErrorCode::NotImplemented, format!("{action} is not an OCPP {} action", dir(version))));
     };
     match validator.iter_errors(payload).next() {
@@ -82,13 +86,31 @@ mod tests {
         let ok = json!({"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z"});
         assert_eq!(validate(OcppVersion::V16, "StartTransaction", false, &ok), Ok(()));
         let missing = json!({"connectorId": 1, "idTag": "T", "timestamp": "2026-11-21T10:00:00Z"});
-        assert_eq!(validate(OcppVersion::V16, "StartTransaction", false, &missing).map_err(|e| e.0), Err(ErrorCode::OccurrenceConstraintViolation));
-        let wrong_type = json!({"connectorId": "one", "idTag": "T", "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z"});
-        assert_eq!(validate(OcppVersion::V16, "StartTransaction", false, &wrong_type).map_err(|e| e.0), Err(ErrorCode::TypeConstraintViolation));
-        let too_long = json!({"connectorId": 1, "idTag": "T".repeat(21), "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z"});
-        assert_eq!(validate(OcppVersion::V16, "StartTransaction", false, &too_long).map_err(|e| e.0), Err(ErrorCode::PropertyConstraintViolation));
-        let extra = json!({"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z", "x": 1});
-        assert_eq!(validate(OcppVersion::V16, "StartTransaction", false, &extra).map_err(|e| e.0), Err(ErrorCode::FormatViolation));
-        assert_eq!(validate(OcppVersion::V16, "Nope", false, &json!({})).map_err(|e| e.0), Err(ErrorCode::NotImplemented));
+        assert_eq!(
+            validate(OcppVersion::V16, "StartTransaction", false, &missing).map_err(|e| e.0),
+            Err(ErrorCode::OccurrenceConstraintViolation)
+        );
+        let wrong_type =
+            json!({"connectorId": "one", "idTag": "T", "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z"});
+        assert_eq!(
+            validate(OcppVersion::V16, "StartTransaction", false, &wrong_type).map_err(|e| e.0),
+            Err(ErrorCode::TypeConstraintViolation)
+        );
+        let too_long =
+            json!({"connectorId": 1, "idTag": "T".repeat(21), "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z"});
+        assert_eq!(
+            validate(OcppVersion::V16, "StartTransaction", false, &too_long).map_err(|e| e.0),
+            Err(ErrorCode::PropertyConstraintViolation)
+        );
+        let extra =
+            json!({"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-11-21T10:00:00Z", "x": 1});
+        assert_eq!(
+            validate(OcppVersion::V16, "StartTransaction", false, &extra).map_err(|e| e.0),
+            Err(ErrorCode::FormatViolation)
+        );
+        assert_eq!(
+            validate(OcppVersion::V16, "Nope", false, &json!({})).map_err(|e| e.0),
+            Err(ErrorCode::NotImplemented)
+        );
     }
 }

@@ -1,0 +1,62 @@
+//! The charger directory of the OCPP gateway, over the terminals read model
+//! and the terminal aggregate (auto-registration).
+
+use async_trait::async_trait;
+use chrono::{SubsecRound, Utc};
+use commands::{CommandContext, EventStore};
+use domain::{
+    terminal::{AutoRegisterTerminal, OcppVersion, TerminalCommand},
+    CompanyId, TerminalId,
+};
+use gateways::ocpp::{ChargerDirectory, ChargerRecord};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Looks chargers up among registered terminals.
+#[derive(Debug, Clone)]
+pub struct TerminalDirectory {
+    /// Read-model pool.
+    pub pool: PgPool,
+    /// The log (auto-registration).
+    pub store: EventStore,
+}
+
+#[async_trait]
+impl ChargerDirectory for TerminalDirectory {
+    async fn find(&self, id: &TerminalId) -> Result<Option<ChargerRecord>, String> {
+        let found = projections::terminals::password_hash(&self.pool, id.as_str()).await.map_err(|e| e.to_string())?;
+        Ok(found.map(|(company_id, password_hash)| ChargerRecord { company_id, password_hash }))
+    }
+
+    async fn auto_register(
+        &self,
+        id: &TerminalId,
+        company: Uuid,
+        version: OcppVersion,
+    ) -> Result<ChargerRecord, String> {
+        let ctx = CommandContext {
+            company_id: company,
+            command_id: None,
+            request_hash: vec![],
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            actor: format!("charger:{id}"),
+        };
+        let command = TerminalCommand::AutoRegister(AutoRegisterTerminal {
+            company_id: CompanyId(company),
+            terminal_id: id.clone(),
+            ocpp_version: version,
+            now: Utc::now().trunc_subsecs(6),
+        });
+        commands::terminals::handle(&self.store, &ctx, id, command).await.map_err(|e| e.to_string())?;
+        // Registered now, or by someone else meanwhile: the read model will say whose.
+        match self.find(id).await? {
+            Some(record) => Ok(record),
+            None => Ok(ChargerRecord { company_id: company, password_hash: None }),
+        }
+    }
+
+    fn verify_password(&self, password: &str, hash: &str) -> bool {
+        commands::terminals::verify_password(password, hash)
+    }
+}
