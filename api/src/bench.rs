@@ -41,14 +41,21 @@ fn event() -> NewEvent {
     }
 }
 
-/// Creates (fresh) the bench database next to the configured one, migrated.
-async fn bench_pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
+/// Creates (fresh) a scratch database `name` next to the configured one, migrated.
+pub async fn scratch_pool(database_url: &str, name: &str, connections: u32) -> anyhow::Result<PgPool> {
     let (base, _) = database_url.rsplit_once('/').context("database URL has no database name")?;
     let admin = PgPoolOptions::new().max_connections(1).connect(&format!("{base}/postgres")).await?;
-    sqlx::query("DROP DATABASE IF EXISTS chargeledger_bench WITH (FORCE)").execute(&admin).await?;
-    sqlx::query("CREATE DATABASE chargeledger_bench").execute(&admin).await?;
-    let pool = PgPoolOptions::new().max_connections(connections).connect(&format!("{base}/chargeledger_bench")).await?;
+    // The name is ours, not input.
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+    let pool = PgPoolOptions::new().max_connections(connections).connect(&format!("{base}/{name}")).await?;
     crate::app::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// The append bench's database, with the baseline table.
+async fn bench_pool(database_url: &str, connections: u32) -> anyhow::Result<PgPool> {
+    let pool = scratch_pool(database_url, "chargeledger_bench", connections).await?;
     // The baseline table: same columns and indexes as `events`, no triggers,
     // positions from a sequence.
     sqlx::query("CREATE TABLE baseline (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")

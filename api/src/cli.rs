@@ -129,6 +129,34 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
+    /// OCPP gateway under N charge points sending MeterValues, vs a WebSocket echo server.
+    Ocpp {
+        /// Concurrent charge points.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// MeterValues per second, all charge points together.
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        /// Seconds of steady load per run.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// The load generator of `bench ocpp` (runs in its own process).
+    #[command(hide = true)]
+    OcppLoad {
+        /// Base URL (ws://host:port/ocpp).
+        #[arg(long)]
+        url: String,
+        /// Concurrent charge points.
+        #[arg(long)]
+        connections: usize,
+        /// MeterValues per second in all.
+        #[arg(long)]
+        rate: f64,
+        /// Seconds of steady load.
+        #[arg(long)]
+        seconds: u64,
+    },
 }
 
 fn parse_ttl(raw: &str) -> Result<chrono::Duration, String> {
@@ -245,6 +273,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { which: BenchWhich::Append { seconds } } => {
             crate::bench::append(&config.database_url, seconds).await?;
+        }
+        Command::Bench { which: BenchWhich::Ocpp { connections, rate, seconds } } => {
+            crate::bench_ocpp::ocpp(&config, connections, rate, seconds).await?;
+        }
+        Command::Bench { which: BenchWhich::OcppLoad { url, connections, rate, seconds } } => {
+            crate::bench_ocpp::load(&url, connections, rate, seconds).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -195,8 +195,9 @@ impl Gateway {
         Router::new().route("/ocpp/{id}", get(upgrade)).with_state(self.clone())
     }
 
-    /// Binds the listener.
+    /// Binds the listener (and compiles the OCPP schemas, so the first charger does not wait).
     pub async fn bind(&self) -> std::io::Result<(SocketAddr, TcpListener)> {
+        tokio::task::spawn_blocking(schema::warm).await.ok();
         let listener = TcpListener::bind(self.inner.config.addr).await?;
         Ok((listener.local_addr()?, listener))
     }
@@ -297,7 +298,10 @@ async fn upgrade(
         }
     }
     let max = gateway.inner.config.max_frame_bytes;
+    // Small buffers: tens of thousands of mostly idle connections share this process.
     ws.protocols([protocol])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection::run(gateway, id, version, record.company_id, socket))

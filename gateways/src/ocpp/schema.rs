@@ -42,6 +42,11 @@ fn validators() -> &'static HashMap<String, Validator> {
     })
 }
 
+/// Compiles every schema now rather than on the first message.
+pub fn warm() -> usize {
+    validators().len()
+}
+
 /// Whether the protocol defines this action in this direction at all.
 pub fn knows(version: OcppVersion, action: &str) -> bool {
     validators().contains_key(&format!("{}/{}", dir(version), stem(version, action, false)))
