@@ -183,6 +183,7 @@ pub async fn load(url: &str, connections: usize, rate: f64, seconds: u64) -> any
 }
 
 /// A minimal WebSocket echo server: the baseline.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback fixes the error type
 async fn echo(listener: TcpListener, shutdown: CancellationToken) {
     loop {
         let stream = tokio::select! {
