@@ -453,7 +453,7 @@ async fn offline_commands_are_refused_or_delivered_once_on_reconnect(pool: PgPoo
 async fn a_command_the_charger_never_answers_gets_504(pool: PgPool) {
     let s = setup(pool, |_| {}).await;
     register(&s, "EVSE-SLOW", "1.6").await;
-    let mut cp = Cp::spawn("serve16", &s.base, "EVSE-SLOW", PASSWORD, &["99"]);
+    let mut cp = Cp::spawn("serve16", &s.base, "EVSE-SLOW", PASSWORD, &["99", "slow"]);
     cp.until("READY").await;
     let unlock = json!({"action": "UnlockConnector", "payload": {"connectorId": 1}, "timeoutMs": 400});
     let (status, body) =
@@ -477,4 +477,83 @@ async fn unknown_chargers_are_auto_registered_when_configured(pool: PgPool) {
     let token = s.app.token(company, Role::Viewer);
     let (status, terminal) = json_of(s.app.get("/v1/terminals/EVSE-NEW-1", &token).send().await.unwrap()).await;
     assert_eq!((status, terminal["ocppVersion"].as_str()), (200, Some("2.0.1")), "{terminal}");
+}
+
+async fn every_command(s: &Setup, id: &str, commands: &[(&str, Value, &str, &str)]) {
+    for (action, payload, field, expected) in commands {
+        let body = json!({"action": action, "payload": payload});
+        let (status, answer) =
+            json_of(s.app.post(&format!("/v1/terminals/{id}/commands"), &s.token, &body).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{action}: {answer}");
+        assert_eq!(answer["status"], "answered", "{action}");
+        let value = answer["response"].pointer(field).cloned().unwrap_or(Value::Null);
+        assert_eq!(value, json!(expected), "{action}: {answer}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_16_command_goes_through_rest_and_back(pool: PgPool) {
+    let s = setup(pool, |_| {}).await;
+    register(&s, "EVSE-ALL16", "1.6").await;
+    let commands = [
+        ("Reset", json!({"type": "Hard"}), "/status", "Accepted"),
+        ("ChangeAvailability", json!({"connectorId": 1, "type": "Inoperative"}), "/status", "Accepted"),
+        ("UnlockConnector", json!({"connectorId": 1}), "/status", "Unlocked"),
+        ("TriggerMessage", json!({"requestedMessage": "StatusNotification", "connectorId": 1}), "/status", "Accepted"),
+        ("GetConfiguration", json!({"key": ["HeartbeatInterval"]}), "/configurationKey/0/value", "300"),
+        ("ChangeConfiguration", json!({"key": "HeartbeatInterval", "value": "120"}), "/status", "Accepted"),
+        ("ClearChargingProfile", json!({"chargingProfilePurpose": "TxDefaultProfile"}), "/status", "Accepted"),
+        (
+            "GetCompositeSchedule",
+            json!({"connectorId": 1, "duration": 3600, "chargingRateUnit": "W"}),
+            "/chargingSchedule/chargingRateUnit",
+            "W",
+        ),
+        ("ClearCache", json!({}), "/status", "Accepted"),
+        ("DataTransfer", json!({"vendorId": "com.example", "data": "ping"}), "/data", "pong"),
+    ];
+    let mut cp = Cp::spawn("serve16", &s.base, "EVSE-ALL16", PASSWORD, &[&commands.len().to_string()]);
+    cp.until("READY").await;
+    every_command(&s, "EVSE-ALL16", &commands).await;
+    let out = cp.result().await;
+    assert_eq!(out["received"].as_array().unwrap().len(), commands.len());
+    // One CALL out and one CALLRESULT in per command, in the frame stream.
+    let out_calls = scalar(&s, "SELECT count(*) FROM events WHERE stream_id = 'ocpp-EVSE-ALL16' AND event_type = 'ocpp.frame_sent' AND payload->>'messageTypeId' = '2'").await;
+    assert_eq!(out_calls, commands.len() as i64);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_201_command_goes_through_rest_and_back(pool: PgPool) {
+    let s = setup(pool, |_| {}).await;
+    register(&s, "EVSE-ALL201", "2.0.1").await;
+    let variable = json!({"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}});
+    let mut set = variable.clone();
+    set["attributeValue"] = json!("120");
+    let commands = [
+        ("Reset", json!({"type": "OnIdle"}), "/status", "Accepted"),
+        ("ChangeAvailability", json!({"operationalStatus": "Inoperative", "evse": {"id": 1}}), "/status", "Accepted"),
+        ("UnlockConnector", json!({"evseId": 1, "connectorId": 1}), "/status", "Unlocked"),
+        (
+            "TriggerMessage",
+            json!({"requestedMessage": "StatusNotification", "evse": {"id": 1, "connectorId": 1}}),
+            "/status",
+            "Accepted",
+        ),
+        ("GetVariables", json!({"getVariableData": [variable]}), "/getVariableResult/0/attributeValue", "300"),
+        ("SetVariables", json!({"setVariableData": [set]}), "/setVariableResult/0/attributeStatus", "Accepted"),
+        (
+            "ClearChargingProfile",
+            json!({"chargingProfileCriteria": {"chargingProfilePurpose": "TxDefaultProfile"}}),
+            "/status",
+            "Accepted",
+        ),
+        ("GetCompositeSchedule", json!({"duration": 3600, "evseId": 1}), "/status", "Accepted"),
+        ("ClearCache", json!({}), "/status", "Accepted"),
+        ("DataTransfer", json!({"vendorId": "com.example"}), "/status", "Accepted"),
+    ];
+    let mut cp = Cp::spawn("serve201", &s.base, "EVSE-ALL201", PASSWORD, &[&commands.len().to_string()]);
+    cp.until("READY").await;
+    every_command(&s, "EVSE-ALL201", &commands).await;
+    let out = cp.result().await;
+    assert_eq!(out["received"].as_array().unwrap().len(), commands.len());
 }

@@ -92,8 +92,53 @@ class Charger16(CP16):
 
     @on(Action16.unlock_connector)
     async def unlock(self, connector_id, **kw):
-        await asyncio.sleep(60)  # never answers in time
+        if getattr(self, "slow", False):
+            await asyncio.sleep(60)  # never answers in time
+        self.note("UnlockConnector")
         return result16.UnlockConnector(status="Unlocked")
+
+    @on(Action16.change_availability)
+    async def change_availability(self, connector_id, type, **kw):
+        self.note("ChangeAvailability")
+        return result16.ChangeAvailability(status="Accepted")
+
+    @on(Action16.trigger_message)
+    async def trigger(self, requested_message, **kw):
+        self.note("TriggerMessage")
+        return result16.TriggerMessage(status="Accepted")
+
+    @on(Action16.get_configuration)
+    async def get_configuration(self, key=None, **kw):
+        self.note("GetConfiguration")
+        return result16.GetConfiguration(configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
+                                         unknown_key=[k for k in (key or []) if k != "HeartbeatInterval"])
+
+    @on(Action16.change_configuration)
+    async def change_configuration(self, key, value, **kw):
+        self.note("ChangeConfiguration")
+        return result16.ChangeConfiguration(status="Accepted")
+
+    @on(Action16.clear_charging_profile)
+    async def clear_profile(self, **kw):
+        self.note("ClearChargingProfile")
+        return result16.ClearChargingProfile(status="Accepted")
+
+    @on(Action16.get_composite_schedule)
+    async def composite(self, connector_id, duration, charging_rate_unit=None, **kw):
+        self.note("GetCompositeSchedule")
+        return result16.GetCompositeSchedule(status="Accepted", connector_id=connector_id, schedule_start=now(),
+                                             charging_schedule={"charging_rate_unit": charging_rate_unit or "W", "duration": duration,
+                                                                "charging_schedule_period": [{"start_period": 0, "limit": 7400}]})
+
+    @on(Action16.clear_cache)
+    async def clear_cache(self, **kw):
+        self.note("ClearCache")
+        return result16.ClearCache(status="Accepted")
+
+    @on(Action16.data_transfer)
+    async def data_transfer(self, vendor_id, **kw):
+        self.note("DataTransfer")
+        return result16.DataTransfer(status="Accepted", data="pong")
 
 
 async def boot16(cp):
@@ -145,14 +190,16 @@ async def flow16(base, cid, password):
     done(out)
 
 
-async def serve16(base, cid, password, expect):
+async def serve16(base, cid, password, expect, slow=""):
     async with connect(base, cid, password, "ocpp1.6") as ws:
         cp = Charger16(cid, ws, response_timeout=10, expect=int(expect))
+        cp.slow = slow == "slow"
         reader = asyncio.create_task(cp.start())
         await boot16(cp)
         await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now()))
         print("READY", flush=True)
         await asyncio.wait_for(cp.finished.wait(), 30)
+        await asyncio.sleep(0.3)  # let the last answer go out
         reader.cancel()
         done({"received": cp.received, "transactionId": cp.tx, "profile": getattr(cp, "profile", None)})
 
@@ -218,6 +265,59 @@ class Charger201(CP201):
             meter_value=[{"timestamp": now(), "sampled_value": [{"value": 2.5, "unit_of_measure": {"unit": "kWh"}}]}]))
         self.note("RequestStopTransaction")
 
+    @on(Action201.reset)
+    async def reset(self, type, **kw):
+        self.note("Reset")
+        return result201.Reset(status="Accepted")
+
+    @on(Action201.change_availability)
+    async def change_availability(self, operational_status, **kw):
+        self.note("ChangeAvailability")
+        return result201.ChangeAvailability(status="Accepted")
+
+    @on(Action201.unlock_connector)
+    async def unlock(self, evse_id, connector_id, **kw):
+        self.note("UnlockConnector")
+        return result201.UnlockConnector(status="Unlocked")
+
+    @on(Action201.trigger_message)
+    async def trigger(self, requested_message, **kw):
+        self.note("TriggerMessage")
+        return result201.TriggerMessage(status="Accepted")
+
+    @on(Action201.get_variables)
+    async def get_variables(self, get_variable_data, **kw):
+        self.note("GetVariables")
+        return result201.GetVariables(get_variable_result=[
+            {"attribute_status": "Accepted", "attribute_value": "300", "component": d["component"], "variable": d["variable"]}
+            for d in get_variable_data])
+
+    @on(Action201.set_variables)
+    async def set_variables(self, set_variable_data, **kw):
+        self.note("SetVariables")
+        return result201.SetVariables(set_variable_result=[
+            {"attribute_status": "Accepted", "component": d["component"], "variable": d["variable"]} for d in set_variable_data])
+
+    @on(Action201.clear_charging_profile)
+    async def clear_profile(self, **kw):
+        self.note("ClearChargingProfile")
+        return result201.ClearChargingProfile(status="Accepted")
+
+    @on(Action201.get_composite_schedule)
+    async def composite(self, duration, evse_id, **kw):
+        self.note("GetCompositeSchedule")
+        return result201.GetCompositeSchedule(status="Accepted")
+
+    @on(Action201.clear_cache)
+    async def clear_cache(self, **kw):
+        self.note("ClearCache")
+        return result201.ClearCache(status="Accepted")
+
+    @on(Action201.data_transfer)
+    async def data_transfer(self, vendor_id, **kw):
+        self.note("DataTransfer")
+        return result201.DataTransfer(status="Accepted")
+
     @on(Action201.set_charging_profile)
     async def set_profile(self, evse_id, charging_profile, **kw):
         self.profile = charging_profile
@@ -280,6 +380,7 @@ async def serve201(base, cid, password, expect):
         await boot201(cp)
         print("READY", flush=True)
         await asyncio.wait_for(cp.finished.wait(), 30)
+        await asyncio.sleep(0.3)  # let the last answer go out
         reader.cancel()
         done({"received": cp.received, "transactionId": cp.tx, "profile": getattr(cp, "profile", None)})
 
