@@ -27,6 +27,8 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_OCPP_PING_SECS             ocpp_ping_secs        30 (two silent intervals close the connection)
   CHARGELEDGER_OCPP_CALL_TIMEOUT_MS       ocpp_call_timeout_ms  30000 (REST commands answer 504 after it)
   CHARGELEDGER_OCPP_HEARTBEAT_SECS        ocpp_heartbeat_secs   300 (interval told to chargers at boot)
+  CHARGELEDGER_OCPP_TLS_CERT              ocpp_tls_cert         none; PEM certificate chain: the gateway serves wss:// (security profile 2)
+  CHARGELEDGER_OCPP_TLS_KEY               ocpp_tls_key          none; PEM private key of that certificate
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -79,6 +81,8 @@ struct FileConfig {
     ocpp_ping_secs: Option<u64>,
     ocpp_call_timeout_ms: Option<u64>,
     ocpp_heartbeat_secs: Option<i64>,
+    ocpp_tls_cert: Option<String>,
+    ocpp_tls_key: Option<String>,
 }
 
 /// A configuration problem, named by setting.
@@ -158,6 +162,16 @@ impl Config {
             .or(f.ocpp_heartbeat_secs)
         {
             ocpp.heartbeat_interval_s = secs.max(1);
+        }
+        match (
+            env("CHARGELEDGER_OCPP_TLS_CERT").or(f.ocpp_tls_cert),
+            env("CHARGELEDGER_OCPP_TLS_KEY").or(f.ocpp_tls_key),
+        ) {
+            (Some(cert), Some(key)) => ocpp.tls = Some((cert.into(), key.into())),
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError("CHARGELEDGER_OCPP_TLS_CERT and CHARGELEDGER_OCPP_TLS_KEY go together".into()))
+            }
         }
         Ok(Self {
             ocpp,

@@ -108,7 +108,8 @@ async fn api_keys_audit_and_rebuild_from_the_command_line(pool: PgPool) {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
+        let (status, body) = json_of(r).await;
+        assert_eq!(status, 201, "{body}");
     }
     app.client
         .post(app.url("/v1/terminals/EVSE-C1/health-events"))

@@ -50,6 +50,7 @@ impl Cp {
             .arg(id)
             .arg(password)
             .args(extra)
+            .env("CHARGELEDGER_TEST_CA", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ocpp-tls-cert.pem"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -193,6 +194,14 @@ async fn a_16_charger_boots_charges_and_stops_with_every_frame_in_the_log(pool: 
     assert!(txs[0]["endedAt"].is_string());
     let (_, connectors) = json_of(s.app.get("/v1/terminals/EVSE-16/connectors", &s.token).send().await.unwrap()).await;
     assert_eq!(connectors[0]["status"], "Charging");
+    // The terminals endpoints see the same: the connector's live status, disconnected now.
+    let (_, terminal) = json_of(s.app.get("/v1/terminals/EVSE-16", &s.token).send().await.unwrap()).await;
+    assert_eq!(
+        (terminal["connectors"][0]["status"].as_str(), terminal["connected"].as_bool()),
+        (Some("Charging"), Some(false)),
+        "{terminal}"
+    );
+    assert!(terminal["lastSeenAt"].is_string());
     verify_log(&s).await;
 }
 
@@ -556,4 +565,24 @@ async fn every_201_command_goes_through_rest_and_back(pool: PgPool) {
     every_command(&s, "EVSE-ALL201", &commands).await;
     let out = cp.result().await;
     assert_eq!(out["received"].as_array().unwrap().len(), commands.len());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn security_profile_2_basic_auth_over_tls(pool: PgPool) {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let s = setup(pool, |c| {
+        c.ocpp.tls =
+            Some((format!("{fixtures}/ocpp-tls-cert.pem").into(), format!("{fixtures}/ocpp-tls-key.pem").into()))
+    })
+    .await;
+    register(&s, "EVSE-TLS", "1.6").await;
+    let wss = s.base.replacen("ws://", "wss://", 1);
+    let out = run("flow16", &wss, "EVSE-TLS", PASSWORD, &[]).await;
+    assert_eq!(out["transactionId"], 1);
+    let wrong = run("connect", &wss, "EVSE-TLS", "not-the-password-at-all", &["ocpp1.6"]).await;
+    assert_eq!(wrong["status"], 401);
+    // Plain ws:// does not reach a TLS gateway.
+    let plain = Cp::spawn("connect", &s.base, "EVSE-TLS", PASSWORD, &["ocpp1.6"]);
+    let status = tokio::time::timeout(Duration::from_secs(30), plain.child.wait_with_output()).await.unwrap().unwrap();
+    assert!(!status.status.success(), "a plain connection to the TLS port must fail");
 }

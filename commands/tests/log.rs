@@ -254,9 +254,23 @@ async fn log_with_history(pool: &PgPool) -> EventStore {
             .unwrap();
         store.append(&[write(&stream, ExpectedVersion::Exact(2), vec![new_event(3)])], None).await.unwrap();
     }
-    settle(&store).await;
-    assert_eq!(seal::seal_all(&store).await.unwrap(), 1);
+    assert!(seal_everything(&store).await >= 1);
     store
+}
+
+/// Seals until every event but the last seal itself is sealed. The watermark
+/// is conservative (a transaction that ends while it is computed still counts
+/// as open), so one pass may leave a tail for the next.
+async fn seal_everything(store: &EventStore) -> u64 {
+    let mut seals = 0;
+    for _ in 0..50 {
+        settle(store).await;
+        seals += seal::seal_all(store).await.unwrap() as u64;
+        if audit::verify(store).await.unwrap().unsealed <= 1 {
+            return seals;
+        }
+    }
+    panic!("the log never got sealed");
 }
 
 async fn tamper(pool: &PgPool, sql: &str) {
@@ -274,12 +288,14 @@ async fn verify_passes_on_an_intact_log(pool: PgPool) {
     store.append(&[write("acct-9", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
     let report = audit::verify(&store).await.unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!((report.events, report.streams, report.seals, report.unsealed), (17, 7, 1, 2));
-    // A second seal chains to the first and covers the rest.
-    settle(&store).await;
-    assert_eq!(seal::seal_all(&store).await.unwrap(), 1);
+    let seals = report.seals;
+    assert!(seals >= 1);
+    // 15 events, the seals, and acct-9's event (after the last seal, with it).
+    assert_eq!((report.events, report.streams, report.unsealed), (16 + seals, 7, 2));
+    // More seals chain to the first and cover the rest.
+    let more = seal_everything(&store).await;
     let report = audit::verify(&store).await.unwrap();
-    assert!(report.ok() && report.seals == 2 && report.unsealed == 1, "{report:?}");
+    assert!(report.ok() && report.seals == seals + more && report.unsealed == 1, "{report:?}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -310,7 +326,11 @@ async fn verify_names_the_seal_when_the_last_event_of_a_stream_is_deleted(pool: 
     tamper(&pool, &format!("DELETE FROM events WHERE position = {last}")).await;
     let broken = audit::verify(&store).await.unwrap().broken.expect("deletion must be detected by the seal");
     assert_eq!(broken.stream_id, domain::log::SEAL_STREAM);
-    assert!(broken.reason.contains("sealed 15 events but now holds 14"), "{}", broken.reason);
+    assert!(
+        broken.reason.contains("but now holds") && broken.reason.contains("another Merkle root"),
+        "{}",
+        broken.reason
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]

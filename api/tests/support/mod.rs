@@ -33,6 +33,8 @@ impl TestApp {
     }
 
     pub async fn start_with(config: Config, pool: PgPool) -> Self {
+        // Errors the server logs show up in the failing test's output.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
         let running = app::start(config.clone(), pool, true).await.unwrap();
         Self { running, client: Client::new(), config }
     }

@@ -54,6 +54,8 @@ pub struct OcppConfig {
     pub auto_register_company: Option<Uuid>,
     /// This gateway instance.
     pub gateway_id: Uuid,
+    /// PEM certificate chain and private key: serve `wss://` (security profile 2).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl OcppConfig {
@@ -67,6 +69,7 @@ impl OcppConfig {
             heartbeat_interval_s: 300,
             auto_register_company: None,
             gateway_id: Uuid::now_v7(),
+            tls: None,
         }
     }
 }
@@ -206,9 +209,18 @@ impl Gateway {
     /// every connection, recording each disconnection.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let dispatcher = tokio::spawn(dispatch(self.clone(), shutdown.clone()));
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let stop = shutdown.clone();
-        let result = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let result = match &self.inner.config.tls {
+            Some((cert, key)) => {
+                let acceptor = tls::acceptor(cert, key).map_err(std::io::Error::other)?;
+                serve_tls(self.router(), listener, acceptor, shutdown.clone()).await;
+                Ok(())
+            }
+            None => {
+                let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+                let stop = shutdown.clone();
+                axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+            }
+        };
         let lives: Vec<(CancellationToken, Option<oneshot::Receiver<()>>)> = self
             .inner
             .live
@@ -307,6 +319,48 @@ async fn upgrade(
         .on_upgrade(move |socket| connection::run(gateway, id, version, record.company_id, socket))
 }
 
+/// Accepts TLS connections and serves the router over them (HTTP/1.1 with upgrades).
+async fn serve_tls(
+    router: Router,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::warn!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                use tower::ServiceExt;
+                router.clone().oneshot(request)
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "TLS connection ended with an error");
+            }
+        });
+    }
+}
+
 /// Hands each new command request to the connection holding its charger.
 async fn dispatch(gateway: Gateway, shutdown: CancellationToken) {
     let store = gateway.inner.store.clone();
@@ -329,5 +383,34 @@ async fn dispatch(gateway: Gateway, shutdown: CancellationToken) {
             _ = wakeups.changed() => {}
             _ = tokio::time::sleep(if held { Duration::from_millis(10) } else { Duration::from_millis(500) }) => {}
         }
+    }
+}
+
+/// TLS for security profile 2: the certificate chain and key the gateway presents.
+pub mod tls {
+    use std::{path::Path, sync::Arc};
+
+    use tokio_rustls::{
+        rustls::{
+            pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+            ServerConfig,
+        },
+        TlsAcceptor,
+    };
+
+    /// Builds an acceptor from PEM files (certificate chain, private key).
+    pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("certificate and key do not match: {e}"))?;
+        Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

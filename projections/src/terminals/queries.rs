@@ -17,6 +17,9 @@ pub struct ConnectorView {
     pub connector_type: String,
     /// Maximum power in watts.
     pub max_power_w: u32,
+    /// Status the charger last reported for this connector over OCPP, if any.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// A terminal as shown by the API.
@@ -43,7 +46,9 @@ pub struct TerminalView {
     pub status_reason: Option<String>,
     /// Last heartbeat or health report.
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// Seen within the online window.
+    /// Connected to the OCPP gateway now.
+    pub connected: bool,
+    /// Connected, or seen within the online window.
     pub online: bool,
     /// Registration time.
     pub registered_at: DateTime<Utc>,
@@ -83,7 +88,7 @@ pub struct TerminalStats {
     pub total: i64,
     /// Count per status (every status listed, zeros included).
     pub by_status: std::collections::BTreeMap<String, i64>,
-    /// Seen within the online window.
+    /// Connected over OCPP, or seen within the online window.
     pub online: i64,
     /// Not seen within it.
     pub offline: i64,
@@ -95,19 +100,33 @@ pub struct TerminalStats {
     pub online_window_seconds: i64,
 }
 
-const COLUMNS: &str = "id, station_id, vendor, model, ocpp_version, connectors, password_hash IS NOT NULL AS has_password, \
-     status, status_reason, last_seen_at, (last_seen_at IS NOT NULL AND last_seen_at > now() - $2 * interval '1 second') AS online, \
-     registered_at, updated_at, version";
+/// Terminals with what the OCPP gateway knows of them (connection, last frame,
+/// connector statuses).
+const FROM: &str =
+    "rm_terminals.terminals t LEFT JOIN rm_ocpp.chargers c ON c.id = t.id AND c.company_id = t.company_id";
+
+const COLUMNS: &str = "t.id, t.station_id, t.vendor, t.model, t.ocpp_version, t.connectors, t.password_hash IS NOT NULL AS has_password, \
+     t.status, t.status_reason, GREATEST(t.last_seen_at, c.last_seen_at) AS last_seen_at, COALESCE(c.connected, false) AS connected, \
+     COALESCE(c.connected OR GREATEST(t.last_seen_at, c.last_seen_at) > now() - $2 * interval '1 second', false) AS online, \
+     (SELECT jsonb_object_agg(k.connector_id::text, k.status) FROM rm_ocpp.connectors k WHERE k.charger_id = t.id) AS live, \
+     t.registered_at, t.updated_at, t.version";
 
 fn view(row: &sqlx::postgres::PgRow) -> Result<TerminalView, sqlx::Error> {
     let connectors: serde_json::Value = row.try_get("connectors")?;
+    let mut connectors: Vec<ConnectorView> =
+        serde_json::from_value(connectors).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let live: Option<serde_json::Value> = row.try_get("live")?;
+    for c in &mut connectors {
+        c.status = live.as_ref().and_then(|l| l.get(c.id.to_string())).and_then(|s| s.as_str()).map(str::to_owned);
+    }
     Ok(TerminalView {
         id: row.try_get("id")?,
         station_id: row.try_get("station_id")?,
         vendor: row.try_get("vendor")?,
         model: row.try_get("model")?,
         ocpp_version: row.try_get("ocpp_version")?,
-        connectors: serde_json::from_value(connectors).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        connectors,
+        connected: row.try_get("connected")?,
         has_password: row.try_get("has_password")?,
         status: row.try_get("status")?,
         status_reason: row.try_get("status_reason")?,
@@ -126,7 +145,7 @@ pub async fn get(
     id: &str,
     online_window: Duration,
 ) -> Result<Option<TerminalView>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM rm_terminals.terminals WHERE company_id = $1 AND id = $3");
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE t.company_id = $1 AND t.id = $3");
     let row = sqlx::query(&sql).bind(company).bind(online_window.num_seconds()).bind(id).fetch_optional(pool).await?;
     row.as_ref().map(view).transpose()
 }
@@ -139,9 +158,9 @@ pub async fn list(
     online_window: Duration,
 ) -> Result<Page<TerminalView>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM rm_terminals.terminals WHERE company_id = $1 \
-         AND ($3::text IS NULL OR status = $3) AND ($4::bigint IS NULL OR station_id = $4) \
-         AND ($5::text IS NULL OR id > $5) ORDER BY id LIMIT $6"
+        "SELECT {COLUMNS} FROM {FROM} WHERE t.company_id = $1 \
+         AND ($3::text IS NULL OR t.status = $3) AND ($4::bigint IS NULL OR t.station_id = $4) \
+         AND ($5::text IS NULL OR t.id > $5) ORDER BY t.id LIMIT $6"
     );
     let rows = sqlx::query(&sql)
         .bind(company)
@@ -181,10 +200,12 @@ pub async fn stats(
     }
     let row = sqlx::query(
         "SELECT count(*) AS total, \
-                count(*) FILTER (WHERE last_seen_at > now() - $2 * interval '1 second') AS online, \
+                count(*) FILTER (WHERE COALESCE(c.connected, false) \
+                                    OR GREATEST(t.last_seen_at, c.last_seen_at) > now() - $2 * interval '1 second') AS online, \
                 (SELECT count(*) FROM rm_terminals.health_events \
                   WHERE company_id = $1 AND kind = 'fault' AND occurred_at > now() - interval '24 hours') AS faults \
-         FROM rm_terminals.terminals WHERE company_id = $1",
+         FROM rm_terminals.terminals t LEFT JOIN rm_ocpp.chargers c ON c.id = t.id AND c.company_id = t.company_id \
+         WHERE t.company_id = $1",
     )
     .bind(company)
     .bind(online_window.num_seconds())
