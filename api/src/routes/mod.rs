@@ -41,6 +41,19 @@ fn raw_json(status: StatusCode, location: Option<String>, text: String) -> Respo
     response
 }
 
+/// The stored answer to a key, if the request is the same one; 422 otherwise.
+fn stored_response(row: &sqlx::postgres::PgRow, key: &str, fingerprint: &[u8]) -> Result<Response, ApiError> {
+    let hash: Vec<u8> = row.try_get("request_hash")?;
+    if hash != fingerprint {
+        return Err(ApiError::IdempotencyMismatch(format!(
+            "Idempotency-Key {key:?} was already used with a different request"
+        )));
+    }
+    let status: i16 = row.try_get("status")?;
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    Ok(raw_json(status, row.try_get("location")?, row.try_get("body")?))
+}
+
 /// Runs a command handler under an optional `Idempotency-Key`: a repeat with the
 /// same request gets the stored response (`Idempotent-Replayed: true`), a repeat
 /// with another request gets 422. Failures are not stored, so they can be retried.
@@ -67,15 +80,7 @@ where
         .await
     };
     if let Some(row) = lookup().await? {
-        let hash: Vec<u8> = row.try_get("request_hash")?;
-        if hash != fingerprint {
-            return Err(ApiError::IdempotencyMismatch(format!(
-                "Idempotency-Key {key:?} was already used with a different request"
-            )));
-        }
-        let status: i16 = row.try_get("status")?;
-        let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-        let mut response = raw_json(status, row.try_get("location")?, row.try_get("body")?);
+        let mut response = stored_response(&row, key, fingerprint)?;
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
@@ -96,15 +101,7 @@ where
     if inserted.is_none() {
         // A concurrent duplicate stored its answer first: everyone gets that one.
         if let Some(row) = lookup().await? {
-            let hash: Vec<u8> = row.try_get("request_hash")?;
-            if hash != fingerprint {
-                return Err(ApiError::IdempotencyMismatch(format!(
-                    "Idempotency-Key {key:?} was already used with a different request"
-                )));
-            }
-            let status: i16 = row.try_get("status")?;
-            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-            return Ok(raw_json(status, row.try_get("location")?, row.try_get("body")?));
+            return stored_response(&row, key, fingerprint);
         }
     }
     Ok(raw_json(stored.status, stored.location, text))

@@ -313,11 +313,7 @@ pub async fn command(
     Path(id): Path<String>,
     cmd: JsonCommand<CommandRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_operator()?;
-    let id = terminal_id(&id)?;
-    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
-    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let target = target(&state, &caller, &id).await?;
+    issue(state, caller, id, cmd, |target, body| {
         let allowed = match target.version {
             OcppVersion::V16 => CSMS_ACTIONS_16,
             OcppVersion::V201 => CSMS_ACTIONS_201,
@@ -328,12 +324,35 @@ pub async fn command(
                 format!("must be one of {}", allowed.join(", ")),
             )]));
         };
-        let call = Call {
+        Ok(Call {
             action,
             payload: body.payload,
             deliver_on_reconnect: body.deliver_on_reconnect,
             timeout_ms: body.timeout_ms,
-        };
+        })
+    })
+    .await
+}
+
+/// The common path of every command route: operator role, the terminal of the
+/// caller's company, idempotency, then `build` turns the body into the OCPP call
+/// for the charger's version.
+async fn issue<B, F>(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    cmd: JsonCommand<B>,
+    build: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&Target, B) -> Result<Call, ApiError>,
+{
+    caller.require_operator()?;
+    let id = terminal_id(&id)?;
+    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
+    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
+        let target = target(&state, &caller, &id).await?;
+        let call = build(&target, body)?;
         run_command(&state, &caller, &target, call).await
     })
     .await
@@ -351,30 +370,23 @@ pub async fn remote_start(
     Path(id): Path<String>,
     cmd: JsonCommand<RemoteStartRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_operator()?;
-    let id = terminal_id(&id)?;
-    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
-    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let target = target(&state, &caller, &id).await?;
-        let version = target.version;
-        let (action, mut payload) = match version {
+    issue(state, caller, id, cmd, |target, body| {
+        let (action, mut payload) = match target.version {
             OcppVersion::V16 => ("RemoteStartTransaction", json!({"idTag": body.id_tag})),
             OcppVersion::V201 => (
                 "RequestStartTransaction",
                 json!({"idToken": {"idToken": body.id_tag, "type": "Central"}, "remoteStartId": remote_start_id()}),
             ),
         };
-        if let (Some(c), OcppVersion::V16) = (body.connector_id, version) {
-            payload["connectorId"] = json!(c);
-        }
-        if let (Some(e), OcppVersion::V201) = (body.evse_id, version) {
-            payload["evseId"] = json!(e);
+        match (target.version, body.connector_id, body.evse_id) {
+            (OcppVersion::V16, Some(c), _) => payload["connectorId"] = json!(c),
+            (OcppVersion::V201, _, Some(e)) => payload["evseId"] = json!(e),
+            _ => {}
         }
         if let Some(profile) = body.charging_profile {
             payload["chargingProfile"] = profile;
         }
-        let call = Call { action, payload, deliver_on_reconnect: body.deliver_on_reconnect, timeout_ms: None };
-        run_command(&state, &caller, &target, call).await
+        Ok(Call { action, payload, deliver_on_reconnect: body.deliver_on_reconnect, timeout_ms: None })
     })
     .await
 }
@@ -396,11 +408,7 @@ pub async fn remote_stop(
     Path(id): Path<String>,
     cmd: JsonCommand<RemoteStopRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_operator()?;
-    let id = terminal_id(&id)?;
-    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
-    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let target = target(&state, &caller, &id).await?;
+    issue(state, caller, id, cmd, |target, body| {
         let (action, payload) = match target.version {
             OcppVersion::V16 => {
                 let tx: i64 = body.transaction_id.parse().map_err(|_| {
@@ -413,8 +421,7 @@ pub async fn remote_stop(
             }
             OcppVersion::V201 => ("RequestStopTransaction", json!({"transactionId": body.transaction_id})),
         };
-        let call = Call { action, payload, deliver_on_reconnect: body.deliver_on_reconnect, timeout_ms: None };
-        run_command(&state, &caller, &target, call).await
+        Ok(Call { action, payload, deliver_on_reconnect: body.deliver_on_reconnect, timeout_ms: None })
     })
     .await
 }
@@ -431,24 +438,19 @@ pub async fn charging_profile(
     Path(id): Path<String>,
     cmd: JsonCommand<ChargingProfileRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_operator()?;
-    let id = terminal_id(&id)?;
-    let JsonCommand { body, idempotency_key, fingerprint } = cmd;
-    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let target = target(&state, &caller, &id).await?;
+    issue(state, caller, id, cmd, |target, body| {
         let payload = match target.version {
             OcppVersion::V16 => {
                 json!({"connectorId": body.connector_id.unwrap_or(0), "csChargingProfiles": body.charging_profile})
             }
             OcppVersion::V201 => json!({"evseId": body.evse_id.unwrap_or(0), "chargingProfile": body.charging_profile}),
         };
-        let call = Call {
+        Ok(Call {
             action: "SetChargingProfile",
             payload,
             deliver_on_reconnect: body.deliver_on_reconnect,
             timeout_ms: None,
-        };
-        run_command(&state, &caller, &target, call).await
+        })
     })
     .await
 }

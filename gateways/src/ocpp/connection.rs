@@ -270,6 +270,15 @@ impl Conn {
         }
     }
 
+    /// The received CALL and our CALLRESULT, as frame events.
+    fn exchange(&self, id: &str, action: &str, raw: &str, reply: &Frame) -> Vec<OcppFrameEvent> {
+        let (id, action) = (Some(id.to_owned()), Some(action.to_owned()));
+        vec![
+            OcppFrameEvent::Received(self.frame(Direction::In, Some(2), id.clone(), action.clone(), raw.to_owned())),
+            OcppFrameEvent::Sent(self.frame(Direction::Out, Some(reply.type_id()), id, action, reply.to_text())),
+        ]
+    }
+
     /// Appends frames, effects and other writes in one transaction, then moves
     /// the tips and the state. `frames[0]`'s event id is the correlation and the
     /// causation of the effects.
@@ -526,22 +535,7 @@ impl Conn {
                 }
             });
             let reply = Frame::CallResult { id: id.clone(), payload: response };
-            let frames = vec![
-                OcppFrameEvent::Received(self.frame(
-                    Direction::In,
-                    Some(2),
-                    Some(id.clone()),
-                    Some(action.clone()),
-                    raw.clone(),
-                )),
-                OcppFrameEvent::Sent(self.frame(
-                    Direction::Out,
-                    Some(3),
-                    Some(id.clone()),
-                    Some(action.clone()),
-                    reply.to_text(),
-                )),
-            ];
+            let frames = self.exchange(&id, &action, &raw, &reply);
             match self.commit(frames, effects, vec![], record.clone(), Uuid::now_v7()).await {
                 Ok(()) => return self.send(socket, reply.to_text()).await,
                 Err(StoreError::DuplicateCommand(_)) => {
@@ -558,22 +552,7 @@ impl Conn {
                         None => None,
                     };
                     let reply = Frame::CallResult { id: id.clone(), payload: stored.unwrap_or_else(|| json!({})) };
-                    let frames = vec![
-                        OcppFrameEvent::Received(self.frame(
-                            Direction::In,
-                            Some(2),
-                            Some(id.clone()),
-                            Some(action.clone()),
-                            raw.clone(),
-                        )),
-                        OcppFrameEvent::Sent(self.frame(
-                            Direction::Out,
-                            Some(3),
-                            Some(id.clone()),
-                            Some(action.clone()),
-                            reply.to_text(),
-                        )),
-                    ];
+                    let frames = self.exchange(&id, &action, &raw, &reply);
                     if let Err(error) = self.commit(frames, vec![], vec![], None, Uuid::now_v7()).await {
                         tracing::error!(charger = %self.id, %error, "could not record a repeated frame");
                     }
