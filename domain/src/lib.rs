@@ -15,8 +15,10 @@ pub mod event;
 pub mod ids;
 pub mod log;
 pub mod money;
+pub mod payment;
 pub mod schema;
 pub mod terminal;
+pub mod wallet;
 
 pub use aggregate::Aggregate;
 pub use error::{DomainError, FieldError};

@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 use crate::{
     charger::{command::OcppCommandEvent, ChargerEvent, OcppFrameEvent},
     log::LogEvent,
+    payment::PaymentIntentEvent,
     terminal::TerminalEvent,
+    wallet::WalletEvent,
     DomainEvent,
 };
 
@@ -61,8 +63,16 @@ fn variants<E: DomainEvent + JsonSchema>() -> Vec<EventSchema> {
 
 /// The type names each event enum declares in [`DomainEvent::TYPES`].
 pub fn declared_types() -> Vec<&'static str> {
-    [TerminalEvent::TYPES, LogEvent::TYPES, ChargerEvent::TYPES, OcppFrameEvent::TYPES, OcppCommandEvent::TYPES]
-        .concat()
+    [
+        TerminalEvent::TYPES,
+        LogEvent::TYPES,
+        ChargerEvent::TYPES,
+        OcppFrameEvent::TYPES,
+        OcppCommandEvent::TYPES,
+        PaymentIntentEvent::TYPES,
+        WalletEvent::TYPES,
+    ]
+    .concat()
 }
 
 /// Every event type of the platform with its current schema.
@@ -72,6 +82,8 @@ pub fn all() -> Vec<EventSchema> {
     all.extend(variants::<ChargerEvent>());
     all.extend(variants::<OcppFrameEvent>());
     all.extend(variants::<OcppCommandEvent>());
+    all.extend(variants::<PaymentIntentEvent>());
+    all.extend(variants::<WalletEvent>());
     all
 }
 
@@ -82,6 +94,8 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
         Some("log") => LogEvent::from_record(event_type, version, payload).map(drop),
         Some("charger") => ChargerEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp") => OcppFrameEvent::from_record(event_type, version, payload).map(drop),
+        Some("payment_intent") => PaymentIntentEvent::from_record(event_type, version, payload).map(drop),
+        Some("wallet") => WalletEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp_command") => OcppCommandEvent::from_record(event_type, version, payload).map(drop),
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),
     }

@@ -1,0 +1,262 @@
+//! The `Wallet` aggregate: a customer's digital balance in our own ledger
+//! (stream `wallet-<company>:<customerId>`). Holds reserve money for WALLET
+//! payment intents; capture debits, release frees. The balance never goes
+//! negative: a hold larger than what is available is refused.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Aggregate, CompanyId, DomainError, DomainEvent};
+
+/// Events of a wallet. Amounts in cents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum WalletEvent {
+    /// See [`WalletCredited`].
+    #[serde(rename = "wallet.credited")]
+    Credited(WalletCredited),
+    /// See [`WalletHold`].
+    #[serde(rename = "wallet.hold_placed")]
+    HoldPlaced(WalletHold),
+    /// See [`WalletHold`]: the held amount captured (debited).
+    #[serde(rename = "wallet.hold_captured")]
+    HoldCaptured(WalletHold),
+    /// See [`WalletHold`]: the held amount freed.
+    #[serde(rename = "wallet.hold_released")]
+    HoldReleased(WalletHold),
+}
+
+/// Money added (a top-up collected by card or PIX).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WalletCredited {
+    /// Owner.
+    pub company_id: Uuid,
+    /// Customer.
+    pub customer_id: String,
+    /// Cents.
+    pub amount: i64,
+    /// The top-up payment intent that collected it.
+    pub source_intent_id: Uuid,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A hold, its capture or its release, for one payment intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WalletHold {
+    /// The payment intent.
+    pub intent_id: Uuid,
+    /// Cents.
+    pub amount: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl DomainEvent for WalletEvent {
+    const TYPES: &'static [&'static str] =
+        &["wallet.credited", "wallet.hold_placed", "wallet.hold_captured", "wallet.hold_released"];
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::Credited(_) => "wallet.credited",
+            Self::HoldPlaced(_) => "wallet.hold_placed",
+            Self::HoldCaptured(_) => "wallet.hold_captured",
+            Self::HoldReleased(_) => "wallet.hold_released",
+        }
+    }
+}
+
+/// Folded wallet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WalletState {
+    /// Owner, once credited.
+    pub company_id: Option<Uuid>,
+    /// Balance in cents (held money included).
+    pub balance: i64,
+    /// Holds by intent.
+    pub holds: BTreeMap<Uuid, i64>,
+}
+
+impl WalletState {
+    /// What can still be held.
+    pub fn available(&self) -> i64 {
+        self.balance - self.holds.values().sum::<i64>()
+    }
+}
+
+/// Commands of a wallet.
+#[derive(Debug, Clone)]
+pub enum WalletCommand {
+    /// Add money.
+    Credit {
+        /// Owner.
+        company_id: CompanyId,
+        /// Customer.
+        customer_id: String,
+        /// Cents.
+        amount: i64,
+        /// Top-up intent.
+        source_intent_id: Uuid,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+    /// Reserve money for an intent.
+    Hold {
+        /// Intent.
+        intent_id: Uuid,
+        /// Cents.
+        amount: i64,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+    /// Debit `amount` of an intent's hold and free the rest.
+    Capture {
+        /// Intent.
+        intent_id: Uuid,
+        /// Cents.
+        amount: i64,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+    /// Free an intent's hold.
+    Release {
+        /// Intent.
+        intent_id: Uuid,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The wallet aggregate.
+#[derive(Debug)]
+pub struct Wallet;
+
+impl Wallet {
+    /// Stream of a customer's wallet.
+    pub fn stream_id(company: CompanyId, customer_id: &str) -> String {
+        format!("{}-{company}:{customer_id}", Self::CATEGORY)
+    }
+}
+
+impl Aggregate for Wallet {
+    const CATEGORY: &'static str = "wallet";
+    type State = WalletState;
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+
+    fn decide(state: &WalletState, command: WalletCommand) -> Result<Vec<WalletEvent>, DomainError> {
+        match command {
+            WalletCommand::Credit { company_id, customer_id, amount, source_intent_id, at } => {
+                if amount <= 0 {
+                    return Err(DomainError::field("amount", "must be positive"));
+                }
+                Ok(vec![WalletEvent::Credited(WalletCredited {
+                    company_id: company_id.as_uuid(),
+                    customer_id,
+                    amount,
+                    source_intent_id,
+                    at,
+                })])
+            }
+            WalletCommand::Hold { intent_id, amount, at } => {
+                if amount <= 0 || state.holds.contains_key(&intent_id) {
+                    return Err(DomainError::InvalidState("this intent already holds money in the wallet".into()));
+                }
+                if amount > state.available() {
+                    return Err(DomainError::InvalidState(format!(
+                        "insufficient funds: {} cents available, {amount} asked",
+                        state.available()
+                    )));
+                }
+                Ok(vec![WalletEvent::HoldPlaced(WalletHold { intent_id, amount, at })])
+            }
+            WalletCommand::Capture { intent_id, amount, at } => {
+                let held =
+                    *state.holds.get(&intent_id).ok_or(DomainError::InvalidState("no hold for this intent".into()))?;
+                if amount <= 0 || amount > held {
+                    return Err(DomainError::field("amount", format!("must be 1 to {held} cents")));
+                }
+                let mut events = vec![WalletEvent::HoldCaptured(WalletHold { intent_id, amount, at })];
+                if amount < held {
+                    events.push(WalletEvent::HoldReleased(WalletHold { intent_id, amount: held - amount, at }));
+                }
+                Ok(events)
+            }
+            WalletCommand::Release { intent_id, at } => match state.holds.get(&intent_id) {
+                Some(held) => Ok(vec![WalletEvent::HoldReleased(WalletHold { intent_id, amount: *held, at })]),
+                None => Ok(vec![]),
+            },
+        }
+    }
+
+    fn evolve(mut state: WalletState, event: &WalletEvent) -> WalletState {
+        match event {
+            WalletEvent::Credited(c) => {
+                state.company_id = Some(c.company_id);
+                state.balance += c.amount;
+            }
+            WalletEvent::HoldPlaced(h) => {
+                state.holds.insert(h.intent_id, h.amount);
+            }
+            WalletEvent::HoldCaptured(h) => {
+                state.balance -= h.amount;
+                if let Some(held) = state.holds.get_mut(&h.intent_id) {
+                    *held -= h.amount;
+                }
+            }
+            WalletEvent::HoldReleased(h) => {
+                if let Some(held) = state.holds.get_mut(&h.intent_id) {
+                    *held -= h.amount;
+                }
+                state.holds.retain(|_, held| *held > 0);
+            }
+        }
+        state.holds.retain(|_, held| *held > 0);
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).single().unwrap_or_default()
+    }
+
+    fn run(state: &mut WalletState, command: WalletCommand) -> Result<(), DomainError> {
+        let events = Wallet::decide(state, command)?;
+        *state = events.iter().fold(std::mem::take(state), Wallet::evolve);
+        Ok(())
+    }
+
+    #[test]
+    fn holds_capture_and_release_and_the_balance_never_goes_negative() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut w = WalletState::default();
+        let credit = WalletCommand::Credit {
+            company_id: CompanyId(Uuid::nil()),
+            customer_id: "c".into(),
+            amount: 10_000,
+            source_intent_id: Uuid::nil(),
+            at: at(),
+        };
+        run(&mut w, credit).unwrap_or_default();
+        run(&mut w, WalletCommand::Hold { intent_id: a, amount: 6_000, at: at() }).unwrap_or_default();
+        assert_eq!(w.available(), 4_000);
+        assert!(run(&mut w, WalletCommand::Hold { intent_id: b, amount: 4_001, at: at() }).is_err(), "never negative");
+        run(&mut w, WalletCommand::Capture { intent_id: a, amount: 2_500, at: at() }).unwrap_or_default();
+        assert_eq!((w.balance, w.available(), w.holds.len()), (7_500, 7_500, 0), "the rest of the hold is released");
+        run(&mut w, WalletCommand::Hold { intent_id: b, amount: 7_500, at: at() }).unwrap_or_default();
+        run(&mut w, WalletCommand::Release { intent_id: b, at: at() }).unwrap_or_default();
+        assert_eq!((w.balance, w.available()), (7_500, 7_500));
+    }
+}
