@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     metrics::{self, Metrics},
     openapi,
-    routes::{health, ocpp, terminals},
+    routes::{health, ocpp, payments, terminals},
     state::AppState,
 };
 
@@ -68,6 +68,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/terminals/{id}/charging-profiles", post(ocpp::charging_profile))
         .route("/v1/terminals/{id}/connectors", get(ocpp::connectors))
         .route("/v1/terminals/{id}/transactions", get(ocpp::transactions))
+        .route("/v1/payment-intents", post(payments::create).get(payments::list))
+        .route("/v1/payment-intents/{id}", get(payments::get))
+        .route("/v1/payment-intents/{id}/authorize", post(payments::authorize))
+        .route("/v1/payment-intents/{id}/capture", post(payments::capture))
+        .route("/v1/payment-intents/{id}/void", post(payments::void))
+        .route("/v1/payment-intents/{id}/refund", post(payments::refund))
+        .route("/v1/payment-intents/{id}/events", get(payments::events))
+        .route("/v1/wallets/{customer_id}", get(payments::wallet))
+        .route("/v1/wallets/{customer_id}/top-ups", post(payments::top_up))
+        .route("/v1/gateways/pagarme/webhooks", post(payments::pagarme_webhook))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -103,11 +113,33 @@ fn check_secret(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The payment gateway the configuration names.
+pub fn payment_gateway(config: &Config) -> anyhow::Result<Arc<dyn commands::payments::port::PaymentGateway>> {
+    use secrecy::ExposeSecret;
+    let p = &config.payments;
+    Ok(match p.gateway.as_str() {
+        "pagarme" => {
+            let secret_key = p.pagarme_secret_key.as_ref().map(|k| k.expose_secret().to_owned()).unwrap_or_default();
+            let config = gateways::payments::pagarme::PagarmeConfig {
+                base_url: p.pagarme_base_url.clone(),
+                secret_key,
+                timeout: p.pagarme_timeout,
+            };
+            Arc::new(gateways::payments::pagarme::Pagarme::new(config).context("Pagar.me HTTP client")?)
+        }
+        _ => Arc::new(gateways::payments::simulator::Simulator::new(p.simulator_pix_autopay)),
+    })
+}
+
 /// Builds the shared state.
 pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
     let verifier = TokenVerifier::new(&config).context("CHARGELEDGER_JWT_PUBLIC_KEY_FILE is not an RSA public key")?;
+    let store = EventStore::new(pool.clone());
+    let payments =
+        commands::payments::Payments::new(store.clone(), payment_gateway(&config)?, config.payments.pix_expires_secs);
     Ok(AppState {
-        store: EventStore::new(pool.clone()),
+        payments,
+        store,
         pool,
         verifier,
         metrics: Arc::new(Metrics::new().context("metrics registry")?),
@@ -179,6 +211,38 @@ pub fn spawn_signals(tasks: &mut JoinSet<()>, store: &EventStore, shutdown: &Can
     tasks.spawn(commands::announce::run_listener(store.clone(), instance, shutdown.clone()));
 }
 
+/// Runs the reconciler: intents whose gateway outcome is unknown (or a PIX
+/// waiting for payment) are looked up at the gateway until they settle.
+pub fn spawn_workers(tasks: &mut JoinSet<()>, state: &AppState, shutdown: &CancellationToken) {
+    let (payments, interval, shutdown) =
+        (state.payments.clone(), state.config.payments.reconcile_interval, shutdown.clone());
+    // Leave alone what a request is still waiting on.
+    let grace = state.config.payments.pagarme_timeout + std::time::Duration::from_secs(1);
+    tasks.spawn(async move {
+        loop {
+            match payments.in_flight(grace, 100).await {
+                Ok(intents) => {
+                    for (id, company) in intents {
+                        let actor = commands::payments::Actor {
+                            company,
+                            actor: "system:reconciler".into(),
+                            correlation: Uuid::now_v7(),
+                        };
+                        if let Err(error) = payments.reconcile(&actor, id).await {
+                            tracing::warn!(%id, %error, "reconciliation failed; will retry");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "reconciler could not list intents"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
 /// Starts every projector and the sealer.
 pub fn spawn_projectors(tasks: &mut JoinSet<()>, store: &EventStore, config: &Config, shutdown: &CancellationToken) {
     for projector in projections::all() {
@@ -225,6 +289,18 @@ pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow:
     Ok(())
 }
 
+/// `chargeledger workers`: the payment reconciler (and, later, the other queues).
+pub async fn run_workers(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = connect(&config).await?;
+    let state = state(config, pool)?;
+    let mut tasks = JoinSet::new();
+    spawn_workers(&mut tasks, &state, &shutdown);
+    tracing::info!(gateway = state.payments.gateway_name(), "workers running");
+    shutdown.cancelled().await;
+    tasks.shutdown().await;
+    Ok(())
+}
+
 /// `chargeledger ocpp`: the OCPP gateway only.
 pub async fn run_ocpp(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let pool = connect(&config).await?;
@@ -250,8 +326,9 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
     spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
     let (ocpp_addr, listener, gateway) = bind_gateway(&mut state).await?;
     spawn_gateway(&mut tasks, gateway, listener, &shutdown);
+    spawn_workers(&mut tasks, &state, &shutdown);
     let bound = bind_api(state).await?;
-    tracing::info!(addr = %bound.addr, %ocpp_addr, "chargeledger serving (api, ocpp, projectors, sealer)");
+    tracing::info!(addr = %bound.addr, %ocpp_addr, "chargeledger serving (api, ocpp, projectors, sealer, workers)");
     bound.serve(shutdown).await?;
     tasks.shutdown().await;
     Ok(())
@@ -296,6 +373,7 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
         spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
         let (addr, listener, gateway) = bind_gateway(&mut state).await?;
         spawn_gateway(&mut tasks, gateway, listener, &shutdown);
+        spawn_workers(&mut tasks, &state, &shutdown);
         ocpp_addr = Some(addr);
     }
     let bound = bind_api(state.clone()).await?;

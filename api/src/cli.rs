@@ -31,6 +31,8 @@ pub enum Command {
     Api,
     /// Run the OCPP gateway only (ws://CHARGELEDGER_OCPP_ADDR/ocpp/{chargePointId}).
     Ocpp,
+    /// Run the workers only (payment reconciliation).
+    Workers,
     /// Run the projectors and the log sealer only.
     Project,
     /// Apply database migrations and exit.
@@ -213,6 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => app::run_serve(config, shutdown_on_signal()).await?,
         Command::Api => app::run_api(config, shutdown_on_signal()).await?,
         Command::Ocpp => app::run_ocpp(config, shutdown_on_signal()).await?,
+        Command::Workers => app::run_workers(config, shutdown_on_signal()).await?,
         Command::Project => app::run_project(config, shutdown_on_signal()).await?,
         Command::Migrate => {
             app::create_database_if_missing(&config).await?;

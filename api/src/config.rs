@@ -29,6 +29,16 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_OCPP_HEARTBEAT_SECS        ocpp_heartbeat_secs   300 (interval told to chargers at boot)
   CHARGELEDGER_OCPP_TLS_CERT              ocpp_tls_cert         none; PEM certificate chain: the gateway serves wss:// (security profile 2)
   CHARGELEDGER_OCPP_TLS_KEY               ocpp_tls_key          none; PEM private key of that certificate
+  CHARGELEDGER_PAYMENTS_GATEWAY           payments_gateway      simulator (or pagarme)
+  CHARGELEDGER_PAGARME_BASE_URL           pagarme_base_url      https://api.pagar.me/core/v5
+  CHARGELEDGER_PAGARME_SECRET_KEY         pagarme_secret_key    none; sk_... (required with pagarme)
+  CHARGELEDGER_PAGARME_TIMEOUT_MS         pagarme_timeout_ms    10000 (a timeout leaves the intent processing, to reconcile)
+  CHARGELEDGER_PAGARME_WEBHOOK_USER       pagarme_webhook_user  none; HTTP Basic user required on /v1/gateways/pagarme/webhooks
+  CHARGELEDGER_PAGARME_WEBHOOK_PASSWORD   pagarme_webhook_password  its password
+  CHARGELEDGER_PAGARME_WEBHOOK_PUBLIC_KEYS pagarme_webhook_public_keys  none; PEM file of RSA public keys for X-Webhook-Asymmetric-Signature
+  CHARGELEDGER_PIX_EXPIRES_SECS           pix_expires_secs      1800
+  CHARGELEDGER_SIMULATOR_PIX_AUTOPAY_SECS simulator_pix_autopay_secs  20 (the simulator counts a PIX code paid after this)
+  CHARGELEDGER_RECONCILE_INTERVAL_MS      reconcile_interval_ms 5000 (how often intents in processing are looked up)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -56,6 +66,8 @@ pub struct Config {
     pub seal_interval: Duration,
     /// OCPP gateway settings.
     pub ocpp: gateways::ocpp::OcppConfig,
+    /// Payment settings.
+    pub payments: PaymentsConfig,
     /// Tracing filter.
     pub log: String,
     /// `text` or `json`.
@@ -83,6 +95,55 @@ struct FileConfig {
     ocpp_heartbeat_secs: Option<i64>,
     ocpp_tls_cert: Option<String>,
     ocpp_tls_key: Option<String>,
+    payments_gateway: Option<String>,
+    pagarme_base_url: Option<String>,
+    pagarme_secret_key: Option<String>,
+    pagarme_timeout_ms: Option<u64>,
+    pagarme_webhook_user: Option<String>,
+    pagarme_webhook_password: Option<String>,
+    pagarme_webhook_public_keys: Option<String>,
+    pix_expires_secs: Option<i64>,
+    simulator_pix_autopay_secs: Option<u64>,
+    reconcile_interval_ms: Option<u64>,
+}
+
+/// Which payment gateway, and how to reach and trust Pagar.me.
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    /// `simulator` or `pagarme`.
+    pub gateway: String,
+    /// Pagar.me base URL.
+    pub pagarme_base_url: String,
+    /// Pagar.me secret key.
+    pub pagarme_secret_key: Option<SecretString>,
+    /// Pagar.me request timeout.
+    pub pagarme_timeout: Duration,
+    /// Basic auth the webhook URL requires.
+    pub webhook_basic: Option<(String, SecretString)>,
+    /// PEM RSA public keys that may sign webhooks.
+    pub webhook_public_keys_pem: Option<String>,
+    /// PIX validity.
+    pub pix_expires_secs: i64,
+    /// Simulator: PIX paid after this.
+    pub simulator_pix_autopay: Duration,
+    /// Reconciler cadence.
+    pub reconcile_interval: Duration,
+}
+
+impl PaymentsConfig {
+    fn defaults() -> Self {
+        Self {
+            gateway: "simulator".into(),
+            pagarme_base_url: "https://api.pagar.me/core/v5".into(),
+            pagarme_secret_key: None,
+            pagarme_timeout: Duration::from_secs(10),
+            webhook_basic: None,
+            webhook_public_keys_pem: None,
+            pix_expires_secs: 1800,
+            simulator_pix_autopay: Duration::from_secs(20),
+            reconcile_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A configuration problem, named by setting.
@@ -173,7 +234,58 @@ impl Config {
                 return Err(ConfigError("CHARGELEDGER_OCPP_TLS_CERT and CHARGELEDGER_OCPP_TLS_KEY go together".into()))
             }
         }
+        let mut payments = PaymentsConfig::defaults();
+        if let Some(g) = env("CHARGELEDGER_PAYMENTS_GATEWAY").or(f.payments_gateway) {
+            if !matches!(g.as_str(), "simulator" | "pagarme") {
+                return Err(ConfigError("CHARGELEDGER_PAYMENTS_GATEWAY must be simulator or pagarme".into()));
+            }
+            payments.gateway = g;
+        }
+        if let Some(url) = env("CHARGELEDGER_PAGARME_BASE_URL").or(f.pagarme_base_url) {
+            payments.pagarme_base_url = url;
+        }
+        payments.pagarme_secret_key =
+            env("CHARGELEDGER_PAGARME_SECRET_KEY").or(f.pagarme_secret_key).map(SecretString::from);
+        if payments.gateway == "pagarme" && payments.pagarme_secret_key.is_none() {
+            return Err(ConfigError("CHARGELEDGER_PAGARME_SECRET_KEY is required with the pagarme gateway".into()));
+        }
+        if let Some(ms) =
+            parse("CHARGELEDGER_PAGARME_TIMEOUT_MS", env("CHARGELEDGER_PAGARME_TIMEOUT_MS"))?.or(f.pagarme_timeout_ms)
+        {
+            payments.pagarme_timeout = Duration::from_millis(ms.max(100));
+        }
+        let user = env("CHARGELEDGER_PAGARME_WEBHOOK_USER").or(f.pagarme_webhook_user);
+        let password = env("CHARGELEDGER_PAGARME_WEBHOOK_PASSWORD").or(f.pagarme_webhook_password);
+        payments.webhook_basic = match (user, password) {
+            (Some(u), Some(p)) => Some((u, SecretString::from(p))),
+            (None, None) => None,
+            _ => return Err(ConfigError("CHARGELEDGER_PAGARME_WEBHOOK_USER and _PASSWORD go together".into())),
+        };
+        payments.webhook_public_keys_pem = env("CHARGELEDGER_PAGARME_WEBHOOK_PUBLIC_KEYS")
+            .or(f.pagarme_webhook_public_keys)
+            .map(|p| {
+                std::fs::read_to_string(&p)
+                    .map_err(|e| ConfigError(format!("CHARGELEDGER_PAGARME_WEBHOOK_PUBLIC_KEYS {p}: {e}")))
+            })
+            .transpose()?;
+        if let Some(s) =
+            parse("CHARGELEDGER_PIX_EXPIRES_SECS", env("CHARGELEDGER_PIX_EXPIRES_SECS"))?.or(f.pix_expires_secs)
+        {
+            payments.pix_expires_secs = s.clamp(60, 7 * 86_400);
+        }
+        if let Some(s) =
+            parse("CHARGELEDGER_SIMULATOR_PIX_AUTOPAY_SECS", env("CHARGELEDGER_SIMULATOR_PIX_AUTOPAY_SECS"))?
+                .or(f.simulator_pix_autopay_secs)
+        {
+            payments.simulator_pix_autopay = Duration::from_secs(s);
+        }
+        if let Some(ms) = parse("CHARGELEDGER_RECONCILE_INTERVAL_MS", env("CHARGELEDGER_RECONCILE_INTERVAL_MS"))?
+            .or(f.reconcile_interval_ms)
+        {
+            payments.reconcile_interval = Duration::from_millis(ms.max(50));
+        }
         Ok(Self {
+            payments,
             ocpp,
             database_url,
             http_addr,
@@ -216,6 +328,7 @@ impl Config {
                 ocpp.call_timeout = Duration::from_secs(5);
                 ocpp
             },
+            payments: PaymentsConfig::defaults(),
             log: "warn".into(),
             log_format: "text".into(),
         }

@@ -27,6 +27,10 @@ pub struct Problem {
     /// Invalid fields, on validation failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// Extension members of particular problems (a declined payment's intent).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One invalid field.
@@ -71,6 +75,14 @@ pub enum ApiError {
     /// The charger did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
+    /// The card was declined; the body carries the failed intent.
+    #[error("{detail}")]
+    PaymentDeclined {
+        /// Why.
+        detail: String,
+        /// Extension members.
+        extensions: serde_json::Map<String, serde_json::Value>,
+    },
     /// The route exists, the method does not.
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
@@ -98,6 +110,9 @@ impl ApiError {
             Self::GatewayTimeout(_) => {
                 (StatusCode::GATEWAY_TIMEOUT, "charger-timeout", "The charger did not answer in time")
             }
+            Self::PaymentDeclined { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "payment-declined", "The payment was declined")
+            }
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -120,11 +135,13 @@ impl IntoResponse for ApiError {
             Self::Validation(fields) => format!("{} field(s) are invalid", fields.len()),
             other => other.to_string(),
         };
-        let errors = match self {
-            Self::Validation(fields) => {
-                fields.into_iter().map(|f| ProblemField { field: f.field, message: f.message }).collect()
-            }
-            _ => vec![],
+        let (errors, extensions) = match self {
+            Self::Validation(fields) => (
+                fields.into_iter().map(|f| ProblemField { field: f.field, message: f.message }).collect(),
+                Default::default(),
+            ),
+            Self::PaymentDeclined { extensions, .. } => (vec![], extensions),
+            _ => (vec![], Default::default()),
         };
         let body = Problem {
             problem_type: format!("{PROBLEM_BASE}{slug}"),
@@ -132,6 +149,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             errors,
+            extensions,
         };
         let mut response = (status, axum::Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

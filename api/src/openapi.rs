@@ -5,7 +5,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::routes::{health, ocpp, terminals};
+use crate::routes::{health, ocpp, payments, terminals};
 
 struct Security;
 
@@ -28,11 +28,14 @@ impl Modify for Security {
     paths(
         terminals::register, terminals::list, terminals::get, terminals::report_health, terminals::update_status, terminals::stats,
         ocpp::command, ocpp::get_command, ocpp::remote_start, ocpp::remote_stop, ocpp::charging_profile, ocpp::connectors, ocpp::transactions,
+        payments::create, payments::get, payments::authorize, payments::capture, payments::void, payments::refund, payments::list,
+        payments::events, payments::wallet, payments::top_up, payments::pagarme_webhook,
         health::health, health::ready, health::live, health::detailed, health::metrics,
     ),
     modifiers(&Security),
     tags((name = "Terminals", description = "Terminal registration, health, and status"),
          (name = "Charger commands", description = "OCPP commands to chargers (remote start/stop, smart charging, …) and their live state"),
+         (name = "Payments", description = "Payment intent lifecycle (create → authorize → capture/void), wallets, Pagar.me webhooks"),
          (name = "Health", description = "Health checks and readiness probes"))
 )]
 pub struct ApiDoc;

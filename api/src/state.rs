@@ -24,4 +24,6 @@ pub struct AppState {
     pub started: Instant,
     /// The OCPP gateway, when it runs in this process.
     pub gateway: Option<gateways::ocpp::Gateway>,
+    /// Payment intents and wallets over the configured payment gateway.
+    pub payments: commands::payments::Payments,
 }

@@ -461,12 +461,25 @@ async fn concurrent_http_duplicates_get_one_effect_and_the_same_bytes(pool: PgPo
             app.post("/v1/terminals", &token, &terminal("EVSE-RACE", 1)).header("idempotency-key", "race-1").send(),
         );
     }
+    // Stripe's semantics: a duplicate while the first is in flight gets 409;
+    // the others get the stored response, byte for byte.
     let mut bodies = Vec::new();
     for r in futures::future::join_all(requests).await {
         let r = r.unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        bodies.push(r.text().await.unwrap());
+        match r.status().as_u16() {
+            201 => bodies.push(r.text().await.unwrap()),
+            409 => assert_eq!(json_of(r).await.1["type"], "urn:chargeledger:problem:conflict"),
+            other => panic!("unexpected {other}"),
+        }
     }
+    assert!(!bodies.is_empty());
+    let replay = app
+        .post("/v1/terminals", &token, &terminal("EVSE-RACE", 1))
+        .header("idempotency-key", "race-1")
+        .send()
+        .await
+        .unwrap();
+    bodies.push(replay.text().await.unwrap());
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id = 'terminal-EVSE-RACE'")
         .fetch_one(&app.running.state.pool)

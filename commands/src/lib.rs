@@ -12,6 +12,7 @@ pub mod audit;
 pub mod handler;
 pub mod hashing;
 pub mod ocpp_commands;
+pub mod payments;
 pub mod seal;
 pub mod store;
 pub mod terminals;

@@ -4,8 +4,9 @@
 //! events from the log into outside effects:
 //!
 //! - [`ocpp`]: the WebSocket CSMS for OCPP 1.6-J and 2.0.1;
-//! - `payments`: the Pagar.me V5 adapter and the simulator gateway (issue 4);
+//! - [`payments`]: the Pagar.me V5 adapter and the simulator gateway;
 //! - `kafka`: the relay publishing the log to topics (issue 6);
 //! - `webhooks` and `email`: deliveries driven by the log (issues 5 and 7).
 
 pub mod ocpp;
+pub mod payments;

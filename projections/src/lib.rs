@@ -5,6 +5,7 @@
 //! a module with its projector and its queries.
 
 pub mod ocpp;
+pub mod payments;
 pub mod runtime;
 pub mod terminals;
 
@@ -14,7 +15,7 @@ pub use runtime::{ProjectionError, Projector};
 
 /// Every projector of the platform.
 pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(terminals::TerminalsProjector), Arc::new(ocpp::OcppProjector)]
+    vec![Arc::new(terminals::TerminalsProjector), Arc::new(ocpp::OcppProjector), Arc::new(payments::PaymentsProjector)]
 }
 
 /// The projector of that name.

@@ -1,6 +1,8 @@
 //! Starting the real app on port 0 against the test's fresh database.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pagarme;
+
 use chargeledger_api::{
     app::{self, Running},
     auth::{self, Role},

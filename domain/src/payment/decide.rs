@@ -265,6 +265,10 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
         }
         IntentCommand::RecordWebhook { company_id, webhook } => {
             owned(state, company_id)?;
+            // Gateways deliver at least once: a hook id is recorded once.
+            if state.hooks.contains(&webhook.hook_id) {
+                return Ok(vec![]);
+            }
             Ok(vec![E::WebhookReceived(webhook)])
         }
     }

@@ -150,6 +150,8 @@ pub struct IntentState {
     pub failure: Option<OperationFailed>,
     /// Refunds made (for their idempotency keys).
     pub refunds: u32,
+    /// Gateway webhooks already recorded, by hook id.
+    pub hooks: std::collections::BTreeSet<String>,
 }
 
 impl IntentState {
@@ -318,7 +320,10 @@ impl Aggregate for PaymentIntent {
                     s.refunds += 1;
                 }
             }
-            E::GatewayExchanged(_) | E::WebhookReceived(_) | E::OutcomeUnknown(_) => {}
+            E::GatewayExchanged(_) | E::OutcomeUnknown(_) => {}
+            E::WebhookReceived(w) => {
+                s.hooks.insert(w.hook_id.clone());
+            }
             E::PixQrIssued(p) => {
                 s.order_id = Some(p.order_id.clone());
                 s.charge_id = Some(p.charge_id.clone());
