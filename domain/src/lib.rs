@@ -17,6 +17,7 @@ pub mod log;
 pub mod money;
 pub mod payment;
 pub mod schema;
+pub mod session;
 pub mod terminal;
 pub mod wallet;
 

@@ -11,6 +11,7 @@ use crate::{
     charger::{command::OcppCommandEvent, ChargerEvent, OcppFrameEvent},
     log::LogEvent,
     payment::PaymentIntentEvent,
+    session::SessionEvent,
     terminal::TerminalEvent,
     wallet::WalletEvent,
     DomainEvent,
@@ -71,6 +72,7 @@ pub fn declared_types() -> Vec<&'static str> {
         OcppCommandEvent::TYPES,
         PaymentIntentEvent::TYPES,
         WalletEvent::TYPES,
+        SessionEvent::TYPES,
     ]
     .concat()
 }
@@ -84,6 +86,7 @@ pub fn all() -> Vec<EventSchema> {
     all.extend(variants::<OcppCommandEvent>());
     all.extend(variants::<PaymentIntentEvent>());
     all.extend(variants::<WalletEvent>());
+    all.extend(variants::<SessionEvent>());
     all
 }
 
@@ -95,6 +98,7 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
         Some("charger") => ChargerEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp") => OcppFrameEvent::from_record(event_type, version, payload).map(drop),
         Some("payment_intent") => PaymentIntentEvent::from_record(event_type, version, payload).map(drop),
+        Some("charge_session") => SessionEvent::from_record(event_type, version, payload).map(drop),
         Some("wallet") => WalletEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp_command") => OcppCommandEvent::from_record(event_type, version, payload).map(drop),
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),

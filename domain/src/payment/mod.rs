@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use decide::cpf_valid;
 pub use events::*;
 
 use crate::{Aggregate, CompanyId, DomainError, Money};
