@@ -14,6 +14,7 @@ pub mod hashing;
 pub mod ocpp_commands;
 pub mod payments;
 pub mod seal;
+pub mod sessions;
 pub mod store;
 pub mod terminals;
 

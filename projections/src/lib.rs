@@ -7,6 +7,7 @@
 pub mod ocpp;
 pub mod payments;
 pub mod runtime;
+pub mod sessions;
 pub mod terminals;
 
 use std::sync::Arc;
@@ -15,7 +16,12 @@ pub use runtime::{ProjectionError, Projector};
 
 /// Every projector of the platform.
 pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(terminals::TerminalsProjector), Arc::new(ocpp::OcppProjector), Arc::new(payments::PaymentsProjector)]
+    vec![
+        Arc::new(terminals::TerminalsProjector),
+        Arc::new(ocpp::OcppProjector),
+        Arc::new(payments::PaymentsProjector),
+        Arc::new(sessions::SessionsProjector),
+    ]
 }
 
 /// The projector of that name.

@@ -34,8 +34,12 @@ impl IntoResponse for Stored {
 
 /// A JSON response from already-serialized bytes (what a replay sends back).
 fn raw_json(status: StatusCode, location: Option<String>, text: String) -> Response {
-    let mut response =
-        (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], text).into_response();
+    raw(status, location, text, "application/json")
+}
+
+fn raw(status: StatusCode, location: Option<String>, text: String, content_type: &str) -> Response {
+    let content_type = HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json"));
+    let mut response = (status, [(header::CONTENT_TYPE, content_type)], text).into_response();
     if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -52,15 +56,20 @@ fn stored_response(row: &sqlx::postgres::PgRow, key: &str, fingerprint: &[u8]) -
     }
     let status: i16 = row.try_get("status")?;
     let body: Option<String> = row.try_get("body")?;
+    let content_type: String = row.try_get("content_type")?;
     match (StatusCode::from_u16(status as u16), body) {
-        (Ok(status), Some(body)) => Ok(Some(raw_json(status, row.try_get("location")?, body))),
-        // Status 0: the first request with this key is still running.
+        // Status 0: the first request with this key is still running (its body is its owner token).
+        (Ok(status), Some(body)) if status.as_u16() != 0 => {
+            let location: Option<String> = row.try_get("location")?;
+            Ok(Some(raw(status, location, body, &content_type)))
+        }
         _ => Ok(None),
     }
 }
 
-/// How long a request may hold its Idempotency-Key before it counts as abandoned.
-const IN_FLIGHT_LEASE_SECS: i64 = 300;
+/// How long a request may hold its Idempotency-Key before it counts as
+/// abandoned (longer than any handler runs, charger commands included).
+const IN_FLIGHT_LEASE_SECS: i64 = 1800;
 
 /// Runs a command handler under an optional `Idempotency-Key` (Stripe's
 /// semantics): the same key and request gets the stored response
@@ -80,10 +89,11 @@ where
     let Some(key) = key else { return Ok(run.await?.into_response()) };
     let in_flight =
         || ApiError::Conflict(format!("a request with Idempotency-Key {key:?} is still in progress; retry later"));
-    // Claim the key, or learn what it already holds.
+    // Claim the key (with an owner token), or learn what it already holds.
+    let token = uuid::Uuid::new_v4().to_string();
     let claimed = sqlx::query(
-        "INSERT INTO idempotent_responses (company_id, key, request_hash, status, location, body) VALUES ($1, $2, $3, 0, NULL, NULL) \
-         ON CONFLICT (company_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now() \
+        "INSERT INTO idempotent_responses (company_id, key, request_hash, status, location, body) VALUES ($1, $2, $3, 0, NULL, $5) \
+         ON CONFLICT (company_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, body = EXCLUDED.body, created_at = now() \
            WHERE idempotent_responses.status = 0 AND idempotent_responses.created_at < now() - $4 * interval '1 second' \
          RETURNING 1",
     )
@@ -91,16 +101,15 @@ where
     .bind(key)
     .bind(fingerprint)
     .bind(IN_FLIGHT_LEASE_SECS)
+    .bind(&token)
     .fetch_optional(&state.pool)
     .await?;
     if claimed.is_none() {
-        let row = sqlx::query(
-            "SELECT request_hash, status, location, body FROM idempotent_responses WHERE company_id = $1 AND key = $2",
-        )
-        .bind(caller.company_id)
-        .bind(key)
-        .fetch_optional(&state.pool)
-        .await?;
+        let row = sqlx::query("SELECT request_hash, status, location, body, content_type FROM idempotent_responses WHERE company_id = $1 AND key = $2")
+            .bind(caller.company_id)
+            .bind(key)
+            .fetch_optional(&state.pool)
+            .await?;
         let Some(row) = row else { return Err(in_flight()) };
         return match stored_response(&row, key, fingerprint)? {
             Some(mut response) => {
@@ -110,26 +119,46 @@ where
             None => Err(in_flight()),
         };
     }
+    let store = |status: StatusCode, location: Option<String>, text: String, content_type: &'static str| {
+        sqlx::query(
+            "UPDATE idempotent_responses SET status = $3, location = $4, body = $5, content_type = $7 \
+             WHERE company_id = $1 AND key = $2 AND status = 0 AND body = $6",
+        )
+        .bind(caller.company_id)
+        .bind(key)
+        .bind(status.as_u16() as i16)
+        .bind(location)
+        .bind(text)
+        .bind(token.clone())
+        .bind(content_type)
+        .execute(&state.pool)
+    };
     match run.await {
         Ok(stored) => {
             let text = serde_json::to_string(&stored.body).map_err(ApiError::internal)?;
-            sqlx::query("UPDATE idempotent_responses SET status = $3, location = $4, body = $5 WHERE company_id = $1 AND key = $2")
-                .bind(caller.company_id)
-                .bind(key)
-                .bind(stored.status.as_u16() as i16)
-                .bind(&stored.location)
-                .bind(&text)
-                .execute(&state.pool)
-                .await?;
+            store(stored.status, stored.location.clone(), text.clone(), "application/json").await?;
             Ok(raw_json(stored.status, stored.location, text))
+        }
+        // Errors that come after a side effect (a declined payment, a charger's
+        // refusal or silence) are the answer to this key: a retry must not act again.
+        Err(error @ (ApiError::PaymentDeclined { .. } | ApiError::BadGateway(_) | ApiError::GatewayTimeout(_))) => {
+            let response = error.into_response();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.map_err(ApiError::internal)?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            store(status, None, text.clone(), "application/problem+json").await?;
+            Ok(raw(status, None, text, "application/problem+json"))
         }
         Err(error) => {
             // Not stored: the same request may be retried.
-            sqlx::query("DELETE FROM idempotent_responses WHERE company_id = $1 AND key = $2 AND status = 0")
-                .bind(caller.company_id)
-                .bind(key)
-                .execute(&state.pool)
-                .await?;
+            sqlx::query(
+                "DELETE FROM idempotent_responses WHERE company_id = $1 AND key = $2 AND status = 0 AND body = $3",
+            )
+            .bind(caller.company_id)
+            .bind(key)
+            .bind(&token)
+            .execute(&state.pool)
+            .await?;
             Err(error)
         }
     }

@@ -523,7 +523,11 @@ fn authentic(state: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
         let expected =
             format!("Basic {}", general_purpose::STANDARD.encode(format!("{user}:{}", password.expose_secret())));
         let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if given.as_bytes() != expected.as_bytes() {
+        // Compare digests: equal-length, and no early exit on the secret's bytes.
+        let key = state.config.jwt_secret.expose_secret().as_bytes();
+        let (a, b) =
+            (crate::extract::hmac_sha256(key, given.as_bytes()), crate::extract::hmac_sha256(key, expected.as_bytes()));
+        if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
             return false;
         }
         checked = true;

@@ -409,6 +409,26 @@ impl Payments {
     /// Captures `amount` (all that is capturable by default); the rest is released
     /// (PIX: refunded).
     pub async fn capture(&self, actor: &Actor, id: Uuid, amount: Option<Money>) -> Result<IntentState, CommandError> {
+        let (current, _, _) = self.load(id).await?;
+        if let Some(created) = current.owned_by(actor.company).filter(|_| {
+            current.sponsored || current.created.as_ref().is_some_and(|c| c.method == PaymentMethod::Wallet)
+        }) {
+            // No gateway: request and settlement in one commit, so no crash leaves it processing.
+            let asked = amount.unwrap_or(current.capturable);
+            let request = Self::request(actor, Operation::Capture, amount);
+            let settle = Self::settle(
+                actor,
+                Operation::Capture,
+                Settlement::Captured { amount: asked, refunded: Money::default() },
+            );
+            if current.sponsored {
+                return self.commit(actor, id, &[request, settle], None).await;
+            }
+            let customer = created.customer.customer_id.clone().unwrap_or_default();
+            let debit =
+                WalletCommand::Capture { intent_id: id, amount: asked.to_cents().unwrap_or_default(), at: now() };
+            return self.commit(actor, id, &[request, settle], Some((&customer, vec![debit]))).await;
+        }
         let state = self.commit(actor, id, &[Self::request(actor, Operation::Capture, amount)], None).await?;
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
         let pending = state.pending.clone().ok_or(DomainError::InvalidState("no capture in progress".into()))?;
@@ -514,6 +534,20 @@ impl Payments {
 
     /// Voids: before authorization nothing to release; after, the hold is released.
     pub async fn void(&self, actor: &Actor, id: Uuid) -> Result<IntentState, CommandError> {
+        let (current, _, _) = self.load(id).await?;
+        let no_gateway =
+            current.sponsored || current.created.as_ref().is_some_and(|c| c.method == PaymentMethod::Wallet);
+        if no_gateway && current.status() == IntentStatus::RequiresCapture {
+            let request = Self::request(actor, Operation::Void, None);
+            let settle = Self::settle(actor, Operation::Void, Settlement::Voided);
+            let created = current.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?;
+            if current.sponsored {
+                return self.commit(actor, id, &[request, settle], None).await;
+            }
+            let customer = created.customer.customer_id.clone().unwrap_or_default();
+            let release = WalletCommand::Release { intent_id: id, at: now() };
+            return self.commit(actor, id, &[request, settle], Some((&customer, vec![release]))).await;
+        }
         let state = self.commit(actor, id, &[Self::request(actor, Operation::Void, None)], None).await?;
         let Some(pending) = state.pending.clone() else { return Ok(state) }; // voided at once
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
@@ -537,8 +571,72 @@ impl Payments {
         self.settle_call(actor, id, Operation::Void, called, |_| Settlement::Voided).await
     }
 
+    /// Sends the capture, void or refund in flight again, with the same
+    /// idempotency key (safe: the gateway answers a repeat with the first
+    /// result). Authorizations are never re-sent: they are reconciled.
+    pub async fn retry_pending(&self, actor: &Actor, id: Uuid) -> Result<IntentState, CommandError> {
+        let (state, _, _) = self.load(id).await?;
+        state.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?;
+        let Some(pending) = state.pending.clone() else { return Ok(state) };
+        let charge = state.charge_id.clone().unwrap_or_default();
+        let amount = pending.amount.to_cents();
+        match pending.operation {
+            // Authorizations are reconciled by look-up, never re-sent.
+            Operation::Authorize => Ok(state),
+            Operation::Capture if state.already_collected => {
+                // PIX: the capture is the refund of the rest, sent with the capture's key.
+                let rest = Money::from_decimal(state.capturable.amount() - pending.amount.amount());
+                let called = self.gateway.cancel(&charge, rest.to_cents(), &pending.idempotency_key).await;
+                self.settle_call(actor, id, Operation::Capture, called, |_| Settlement::Captured {
+                    amount: pending.amount,
+                    refunded: rest,
+                })
+                .await
+            }
+            Operation::Capture => {
+                let called = self.gateway.capture(&charge, amount.unwrap_or_default(), &pending.idempotency_key).await;
+                self.settle_call(actor, id, Operation::Capture, called, |_| Settlement::Captured {
+                    amount: pending.amount,
+                    refunded: Money::default(),
+                })
+                .await
+            }
+            Operation::Void => {
+                let called = self.gateway.cancel(&charge, None, &pending.idempotency_key).await;
+                self.settle_call(actor, id, Operation::Void, called, |_| Settlement::Voided).await
+            }
+            Operation::Refund => {
+                let called = self.gateway.cancel(&charge, amount, &pending.idempotency_key).await;
+                self.settle_call(actor, id, Operation::Refund, called, |_| Settlement::Refunded {
+                    amount: pending.amount,
+                })
+                .await
+            }
+        }
+    }
+
     /// Refunds captured money (all that is left by default).
     pub async fn refund(&self, actor: &Actor, id: Uuid, amount: Option<Money>) -> Result<IntentState, CommandError> {
+        let (current, _, _) = self.load(id).await?;
+        if current.sponsored || current.created.as_ref().is_some_and(|c| c.method == PaymentMethod::Wallet) {
+            let created = current.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?.clone();
+            let left = Money::from_decimal(current.captured.amount() - current.refunded.amount());
+            let asked = amount.unwrap_or(left);
+            let request = Self::request(actor, Operation::Refund, amount);
+            let settle = Self::settle(actor, Operation::Refund, Settlement::Refunded { amount: asked });
+            if current.sponsored {
+                return self.commit(actor, id, &[request, settle], None).await;
+            }
+            let customer = created.customer.customer_id.clone().unwrap_or_default();
+            let credit = WalletCommand::Credit {
+                company_id: actor.company,
+                customer_id: customer.clone(),
+                amount: asked.to_cents().unwrap_or_default(),
+                source_intent_id: id,
+                at: now(),
+            };
+            return self.commit(actor, id, &[request, settle], Some((&customer, vec![credit]))).await;
+        }
         let state = self.commit(actor, id, &[Self::request(actor, Operation::Refund, amount)], None).await?;
         let pending = state.pending.clone().ok_or(DomainError::InvalidState("no refund in progress".into()))?;
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
@@ -572,6 +670,12 @@ impl Payments {
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
         if !created.method.uses_gateway() {
             return Ok(state);
+        }
+        // A capture, void or refund with an unknown outcome is sent again with
+        // the same Idempotency-Key: the gateway answers a repeat with the first
+        // result, so this learns the outcome without doing anything twice.
+        if pending.operation != Operation::Authorize {
+            return self.retry_pending(actor, id).await;
         }
         let snapshot = match &state.charge_id {
             Some(charge) => self.gateway.fetch_charge(charge).await,
@@ -709,7 +813,7 @@ impl Payments {
     ) -> Result<Vec<(Uuid, CompanyId)>, StoreError> {
         let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT id, company_id FROM rm_payments.intents WHERE status = 'processing' \
-             AND updated_at < now() - $2 * interval '1 millisecond' ORDER BY updated_at LIMIT $1",
+             AND updated_at < now() - $2 * interval '1 millisecond' ORDER BY random() LIMIT $1",
         )
         .bind(limit)
         .bind(grace.as_millis() as i64)

@@ -54,14 +54,21 @@ pub(super) fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Ve
                 return Ok(out); // a repeat: no second effect
             }
             let mut tx = state.active.get(&transaction_id).cloned();
+            let mut stop = meter_stop_wh;
             if let Some(tx) = tx.as_mut() {
                 record_samples(&transaction_id, tx, samples, timestamp + SKEW, None, None, &mut out);
                 check_register(&transaction_id, tx, meter_stop_wh, timestamp, &mut out);
+                // A stop register below what was measured is an anomaly: trust the measurements.
+                stop = stop.max(tx.last_energy_wh.unwrap_or(stop));
             }
             out.push(ChargerEvent::TransactionEnded(TransactionEnded {
-                energy_wh: tx.as_ref().and_then(|t| t.meter_start_wh).map(|start| meter_stop_wh - start),
+                energy_wh: tx
+                    .as_ref()
+                    .and_then(|t| t.meter_start_wh)
+                    .and_then(|start| stop.checked_sub(start))
+                    .map(|e| e.max(0)),
                 transaction_id,
-                meter_stop_wh: Some(meter_stop_wh),
+                meter_stop_wh: Some(stop),
                 reason,
                 seq_no: None,
                 stopped_at: timestamp,
@@ -181,7 +188,11 @@ pub(super) fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Ve
                         &mut out,
                     );
                     out.push(ChargerEvent::TransactionEnded(TransactionEnded {
-                        energy_wh: tx.meter_start_wh.zip(tx.last_energy_wh).map(|(start, stop)| stop - start),
+                        energy_wh: tx
+                            .meter_start_wh
+                            .zip(tx.last_energy_wh)
+                            .and_then(|(start, stop)| stop.checked_sub(start))
+                            .map(|e| e.max(0)),
                         transaction_id,
                         meter_stop_wh: tx.last_energy_wh,
                         reason: stopped_reason,

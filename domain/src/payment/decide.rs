@@ -177,7 +177,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                     if state.status() != IntentStatus::Succeeded {
                         return Err(wrong_status(state, "refund"));
                     }
-                    let left = sub(state.captured, state.refunded);
+                    let left = sub(state.captured, sub(state.refunded, state.returned_at_capture));
                     let amount = amount.unwrap_or(left);
                     if amount.amount() <= Decimal::ZERO || amount > left || amount.amount().scale() > 2 {
                         return Err(DomainError::field(
@@ -239,7 +239,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                         at: now,
                     })];
                     if refunded.amount() > Decimal::ZERO {
-                        events.push(E::Refunded(Refunded { amount: c(refunded), at: now }));
+                        events.push(E::Refunded(Refunded { amount: c(refunded), at_capture: true, at: now }));
                     }
                     events
                 }
@@ -250,7 +250,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                     if amount != pending.amount {
                         return Err(DomainError::InvalidState("refunded amount does not match the request".into()));
                     }
-                    vec![E::Refunded(Refunded { amount: c(amount), at: now })]
+                    vec![E::Refunded(Refunded { amount: c(amount), at_capture: false, at: now })]
                 }
                 Settlement::Expired if operation == Operation::Authorize && state.pix.is_some() => {
                     vec![E::Expired(Expired { at: now })]

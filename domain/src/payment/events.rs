@@ -218,6 +218,9 @@ pub struct Voided {
 pub struct Refunded {
     /// Cents.
     pub amount: i64,
+    /// Returned as part of a capture (PIX paid more than was kept), not a refund
+    /// of captured money.
+    pub at_capture: bool,
     /// When.
     pub at: DateTime<Utc>,
 }

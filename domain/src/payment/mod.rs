@@ -135,8 +135,10 @@ pub struct IntentState {
     pub captured: Money,
     /// Released without collecting.
     pub released: Money,
-    /// Returned.
+    /// Returned (refunds, and what a PIX capture gave back).
     pub refunded: Money,
+    /// The part of `refunded` a PIX capture gave back.
+    pub returned_at_capture: Money,
     /// Gateway order.
     pub order_id: Option<String>,
     /// Gateway charge.
@@ -366,6 +368,10 @@ impl Aggregate for PaymentIntent {
                     s.pending = None;
                 }
                 s.refunded = Money::from_decimal(s.refunded.amount() + cents(r.amount).amount());
+                if r.at_capture {
+                    s.returned_at_capture =
+                        Money::from_decimal(s.returned_at_capture.amount() + cents(r.amount).amount());
+                }
             }
             E::Expired(_) => {
                 s.pending = None;

@@ -60,6 +60,14 @@ fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
     v.get(key).and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
 }
 
+/// Largest meter reading accepted (1 TWh in Wh); registers stay far from overflow.
+pub const MAX_READING: i64 = 1_000_000_000_000;
+
+/// A register value within 0..=MAX_READING.
+fn register(v: &Value, key: &str) -> Result<i64, (ErrorCode, String)> {
+    int(v, key).filter(|n| (0..=MAX_READING).contains(n)).ok_or_else(|| bad(key))
+}
+
 fn bad(field: &str) -> (ErrorCode, String) {
     (ErrorCode::PropertyConstraintViolation, format!("{field} is not a valid value"))
 }
@@ -119,12 +127,12 @@ pub fn translate(
         "StartTransaction" => Some(ChargerCommand::StartTransaction {
             connector_id: int(p, "connectorId").unwrap_or_default(),
             id_tag: text(p, "idTag").unwrap_or_default(),
-            meter_start_wh: int(p, "meterStart").unwrap_or_default(),
+            meter_start_wh: register(p, "meterStart")?,
             timestamp: time(p, "timestamp").ok_or_else(|| bad("timestamp"))?,
         }),
         "StopTransaction" => Some(ChargerCommand::StopTransaction {
             transaction_id: int(p, "transactionId").unwrap_or_default().to_string(),
-            meter_stop_wh: int(p, "meterStop").unwrap_or_default(),
+            meter_stop_wh: register(p, "meterStop")?,
             timestamp: time(p, "timestamp").ok_or_else(|| bad("timestamp"))?,
             reason: text(p, "reason"),
             samples: samples(version, p.get("transactionData"))?,
@@ -234,10 +242,20 @@ fn samples(version: OcppVersion, meter_values: Option<&Value>) -> Result<Vec<Met
                 let v = if kilo { v * Decimal::ONE_THOUSAND } else { v };
                 v.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero).to_i64()
             };
+            let out_of_range = || bad("sampledValue.value");
             match measurand.as_str() {
-                "Energy.Active.Import.Register" => sample.energy_wh = scaled(value, unit.as_deref() == Some("kWh")),
-                "Power.Active.Import" => sample.power_w = scaled(value, unit.as_deref() == Some("kW")),
-                "SoC" => sample.soc_percent = scaled(value, false),
+                "Energy.Active.Import.Register" => {
+                    sample.energy_wh = Some(
+                        scaled(value, unit.as_deref() == Some("kWh")).filter(|n| *n >= 0).ok_or_else(out_of_range)?,
+                    )
+                }
+                "Power.Active.Import" => {
+                    sample.power_w = Some(scaled(value, unit.as_deref() == Some("kW")).ok_or_else(out_of_range)?)
+                }
+                "SoC" => {
+                    sample.soc_percent =
+                        Some(scaled(value, false).filter(|n| (0..=100).contains(n)).ok_or_else(out_of_range)?)
+                }
                 _ => {}
             }
         }

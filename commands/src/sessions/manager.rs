@@ -1,0 +1,282 @@
+//! The session manager: reacts, in log order and from a checkpoint, to what
+//! chargers, commands and payments do, and works the queues whose attempts are
+//! due. Every reaction is decided on the session's current state, so handling
+//! an event twice (after a crash before the checkpoint moved) changes nothing.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use domain::{
+    charger::{command::OcppCommandEvent, ChargerEvent},
+    payment::PaymentIntentEvent,
+    session::{ChargingStarted, Reason, SessionCommand, SessionStatus},
+    CompanyId,
+};
+use serde_json::Value;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Sessions;
+use crate::{payments::Actor, store::RecordedEvent, CommandError, EventStore, StoreError};
+
+/// Checkpoint name (in `projector_checkpoints`).
+pub const CHECKPOINT: &str = "session-manager";
+
+fn actor(company: CompanyId) -> Actor {
+    Actor { company, actor: "system:session-manager".into(), correlation: Uuid::now_v7() }
+}
+
+/// The session a started event belongs to, by a payload field of
+/// `charge_session.started` or `.remote_start_sent` / `.charging_started`.
+async fn session_by(
+    store: &EventStore,
+    event_type: &str,
+    field: &str,
+    value: &str,
+) -> Result<Option<(Uuid, CompanyId)>, StoreError> {
+    // `field` and `event_type` come from this module, never from input.
+    let sql = format!("SELECT stream_id, metadata FROM events WHERE event_type = $1 AND payload->>'{field}' = $2 ORDER BY position LIMIT 1");
+    let row = sqlx::query(&sql).bind(event_type).bind(value).fetch_optional(store.pool()).await?;
+    Ok(row.and_then(|r| {
+        let stream: String = r.try_get("stream_id").ok()?;
+        let metadata: Value = r.try_get("metadata").ok()?;
+        let id = Uuid::parse_str(stream.strip_prefix("charge_session-")?).ok()?;
+        let company = Uuid::parse_str(metadata.get("companyId")?.as_str()?).ok()?;
+        Some((id, CompanyId(company)))
+    }))
+}
+
+async fn checkpoint(store: &EventStore) -> Result<i64, StoreError> {
+    sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+        .bind(CHECKPOINT)
+        .execute(store.pool())
+        .await?;
+    Ok(sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+        .bind(CHECKPOINT)
+        .fetch_one(store.pool())
+        .await?)
+}
+
+async fn save(store: &EventStore, position: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE projector_checkpoints SET position = GREATEST(position, $2), updated_at = now() WHERE name = $1",
+    )
+    .bind(CHECKPOINT)
+    .bind(position)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+impl Sessions {
+    /// Reacts to one event.
+    async fn react(&self, event: &RecordedEvent) -> Result<(), CommandError> {
+        let store = &self.store;
+        match event.event_type.as_str() {
+            "payment_intent.authorized" | "payment_intent.operation_failed" | "payment_intent.expired" => {
+                let Some(intent) = event.stream_id.strip_prefix("payment_intent-") else { return Ok(()) };
+                let Some((id, company)) =
+                    session_by(store, "charge_session.started", "paymentIntentId", intent).await?
+                else {
+                    return Ok(());
+                };
+                if let PaymentIntentEvent::OperationFailed(f) = event.decode::<PaymentIntentEvent>()? {
+                    if f.operation != domain::payment::Operation::Authorize {
+                        return Ok(());
+                    }
+                }
+                let intent = self.payments.get(company, Uuid::parse_str(intent).unwrap_or_default()).await?;
+                self.on_payment(&actor(company), id, &intent, None).await?;
+            }
+            "ocpp_command.answered" | "ocpp_command.failed" => {
+                let Some(command) = event.stream_id.strip_prefix("ocpp_command-") else { return Ok(()) };
+                let Some((id, company)) =
+                    session_by(store, "charge_session.remote_start_sent", "commandId", command).await?
+                else {
+                    return Ok(());
+                };
+                let refused = match event.decode::<OcppCommandEvent>()? {
+                    OcppCommandEvent::Answered(a) => {
+                        let status = a.response.get("status").and_then(Value::as_str).unwrap_or_default().to_owned();
+                        (status != "Accepted").then(|| format!("the charger answered {status}"))
+                    }
+                    OcppCommandEvent::Failed(f) => Some(format!("the remote start failed: {}", f.reason)),
+                    _ => None,
+                };
+                if let Some(detail) = refused {
+                    self.cancel(company, id, "remote_start_rejected", &detail).await?;
+                }
+            }
+            "charger.transaction_started" => {
+                let ChargerEvent::TransactionStarted(tx) = event.decode::<ChargerEvent>()? else { return Ok(()) };
+                let Some(tag) = &tx.id_tag else { return Ok(()) };
+                let Some((id, company)) = session_by(store, "charge_session.started", "idTag", tag).await? else {
+                    return Ok(());
+                };
+                let (state, _, _) = self.load(id).await?;
+                let same_charger =
+                    state.started.as_ref().is_some_and(|s| event.stream_id == format!("charger-{}", s.charge_point_id));
+                if !same_charger {
+                    return Ok(());
+                }
+                let started = ChargingStarted {
+                    transaction_id: tx.transaction_id,
+                    meter_start_wh: tx.meter_start_wh.unwrap_or(0),
+                    at: tx.started_at,
+                };
+                let after = self.apply(&actor(company), id, &[SessionCommand::ChargingStarted(started)]).await?;
+                if after.status == SessionStatus::Canceled && state.status == SessionStatus::Canceled {
+                    // Too late: the session was given up; stop the charger rather than charge for free.
+                    tracing::warn!(session = %id, "a charger started a canceled session");
+                }
+            }
+            "charger.meter_values_recorded" | "charger.transaction_ended" => {
+                let decoded = event.decode::<ChargerEvent>()?;
+                let tx_id = match &decoded {
+                    ChargerEvent::MeterValuesRecorded(m) => m.transaction_id.clone(),
+                    ChargerEvent::TransactionEnded(t) => Some(t.transaction_id.clone()),
+                    _ => None,
+                };
+                let Some(tx_id) = tx_id else { return Ok(()) };
+                let Some((id, company)) =
+                    session_by(store, "charge_session.charging_started", "transactionId", &tx_id).await?
+                else {
+                    return Ok(());
+                };
+                let (state, _, _) = self.load(id).await?;
+                let Some(started) = &state.started else { return Ok(()) };
+                if event.stream_id != format!("charger-{}", started.charge_point_id) {
+                    return Ok(());
+                }
+                let meter_start = self.meter_start(id).await?;
+                let a = actor(company);
+                match decoded {
+                    ChargerEvent::MeterValuesRecorded(m) => {
+                        let Some(last) = m.samples.iter().rev().find_map(|s| s.energy_wh.map(|e| (e, s.timestamp)))
+                        else {
+                            return Ok(());
+                        };
+                        let before = state.status;
+                        let after = self
+                            .apply(
+                                &a,
+                                id,
+                                &[SessionCommand::Progress { energy_wh: (last.0 - meter_start).max(0), at: last.1 }],
+                            )
+                            .await?;
+                        if before == SessionStatus::Charging && after.status == SessionStatus::Stopping {
+                            self.send_remote_stop(&a, &after).await?;
+                        }
+                    }
+                    ChargerEvent::TransactionEnded(t) => {
+                        let energy = t
+                            .meter_stop_wh
+                            .map(|stop| stop - meter_start)
+                            .or(t.energy_wh)
+                            .unwrap_or(state.energy_wh)
+                            .max(0);
+                        self.apply(&a, id, &[SessionCommand::ChargingStopped { energy_wh: energy, at: t.stopped_at }])
+                            .await?;
+                        self.settle(&a, id).await?;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn meter_start(&self, id: Uuid) -> Result<i64, CommandError> {
+        let events = self.store.read_stream(&domain::session::ChargeSession::stream_id(id)).await?;
+        Ok(events
+            .iter()
+            .filter_map(|e| e.decode::<domain::session::SessionEvent>().ok())
+            .find_map(|e| match e {
+                domain::session::SessionEvent::ChargingStarted(c) => Some(c.meter_start_wh),
+                _ => None,
+            })
+            .unwrap_or(0))
+    }
+
+    /// Gives a session up before charging and releases its payment.
+    async fn cancel(&self, company: CompanyId, id: Uuid, code: &str, detail: &str) -> Result<(), CommandError> {
+        let a = actor(company);
+        let reason = Reason { code: code.into(), detail: detail.into(), at: Utc::now() };
+        let state = self.apply(&a, id, &[SessionCommand::Cancel(reason)]).await?;
+        if state.status == SessionStatus::Canceled {
+            self.release_payment(&a, &state).await?;
+        }
+        Ok(())
+    }
+
+    /// Reacts to everything readable after the checkpoint. Returns how many events.
+    pub async fn react_all(&self) -> Result<usize, CommandError> {
+        let mut from = checkpoint(&self.store).await?;
+        let mut total = 0;
+        loop {
+            let events = self.store.read_all(from, 500).await?;
+            let Some(last) = events.last().map(|e| e.position) else { return Ok(total) };
+            for event in &events {
+                self.react(event).await?;
+                total += 1;
+            }
+            save(&self.store, last).await?;
+            from = last;
+        }
+    }
+
+    /// Works the queue items that are due.
+    pub async fn sweep(&self) -> Result<usize, CommandError> {
+        let deadline = Utc::now() - chrono::Duration::from_std(self.config.start_timeout).unwrap_or_default();
+        let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT id, company_id FROM rm_sessions.sessions WHERE \
+               (next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND \
+                  (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent))) \
+               OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at < $1) \
+             ORDER BY updated_at LIMIT 100",
+        )
+        .bind(deadline)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(StoreError::Database)?;
+        for (id, company) in &due {
+            let company = CompanyId(*company);
+            let a = actor(company);
+            let (state, _, _) = self.load(*id).await?;
+            let result = match state.status {
+                SessionStatus::Settling => self.settle(&a, *id).await.map(drop),
+                SessionStatus::Authorized if state.remote_start.as_ref().is_some_and(|r| r.at < deadline) => {
+                    self.cancel(company, *id, "start_timeout", "the charger did not start in time").await
+                }
+                _ if state.refund_pending > 0 => self.attempt_refund(&a, *id).await.map(drop),
+                SessionStatus::Completed if state.receipt.is_none() => self.send_receipt(&a, *id).await.map(drop),
+                _ => Ok(()),
+            };
+            if let Err(error) = result {
+                tracing::warn!(session = %id, %error, "queued session work failed; it stays due");
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Runs the manager until shutdown.
+    pub async fn run(self, shutdown: CancellationToken, tick: Duration) {
+        let mut wakeups = self.store.subscribe();
+        loop {
+            wakeups.mark_unchanged();
+            if let Err(error) = self.react_all().await {
+                tracing::error!(%error, "session manager failed; retrying");
+            }
+            if let Err(error) = self.sweep().await {
+                tracing::warn!(%error, "session sweep failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wakeups.changed() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The `sessions` read model: charge sessions for lists and for the queue
+//! sweeper (what is due: settlements, refunds, receipts, start timeouts).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use commands::RecordedEvent;
+use domain::{
+    session::{SessionEvent as E, SessionKind},
+    Aggregate,
+};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::runtime::{ProjectionError, Projector};
+
+/// Name of the projector.
+pub const NAME: &str = "sessions";
+
+/// Projects `charge_session.*` into `rm_sessions`.
+#[derive(Debug, Default)]
+pub struct SessionsProjector;
+
+#[async_trait]
+impl Projector for SessionsProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn schema(&self) -> &'static str {
+        "rm_sessions"
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.category() != domain::session::ChargeSession::CATEGORY {
+            return Ok(());
+        }
+        let id = event.stream_id.split_once('-').and_then(|(_, id)| Uuid::parse_str(id).ok()).unwrap_or_default();
+        let decoded = event
+            .decode::<E>()
+            .map_err(|e| ProjectionError::Decode { position: event.position, reason: e.to_string() })?;
+        let at = event.recorded_at;
+        let update = |sql: &'static str| sqlx::query(sql).bind(id).bind(at);
+        let status = |s: &'static str| {
+            sqlx::query("UPDATE sessions SET status = $3, updated_at = $2 WHERE id = $1").bind(id).bind(at).bind(s)
+        };
+        match decoded {
+            E::Started(s) => {
+                sqlx::query(
+                    "INSERT INTO sessions (id, company_id, kind, status, station_id, charge_point_id, connector_id, method, payment_intent_id, \
+                     preauth_amount, started_at, updated_at) VALUES ($1, $2, $3, 'PREAUTHORIZING', $4, $5, $6, $7, $8, $9, $10, $10)",
+                )
+                .bind(id)
+                .bind(s.company_id)
+                .bind(if s.kind == SessionKind::Ocpp { "ocpp" } else { "adhoc" })
+                .bind(s.station_id)
+                .bind(&s.charge_point_id)
+                .bind(s.connector_id)
+                .bind(s.method.as_str())
+                .bind(s.payment_intent_id)
+                .bind(s.preauth_amount)
+                .bind(s.at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            E::PaymentAuthorized(a) => {
+                update("UPDATE sessions SET status = 'AUTHORIZED', authorized = $3, updated_at = $2 WHERE id = $1")
+                    .bind(a.amount)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::PaymentFailed(_) => status("FAILED").execute(&mut *conn).await.map(drop)?,
+            E::RemoteStartSent(r) => {
+                update("UPDATE sessions SET remote_start_at = $3, updated_at = $2 WHERE id = $1")
+                    .bind(r.at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::ChargingStarted(c) => {
+                update("UPDATE sessions SET status = 'CHARGING', transaction_id = $3, updated_at = $2 WHERE id = $1")
+                    .bind(&c.transaction_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::ProgressRecorded(p) | E::ChargingStopped(p) => {
+                update("UPDATE sessions SET energy_wh = $3, cost_cents = $4, updated_at = $2 WHERE id = $1")
+                    .bind(p.energy_wh)
+                    .bind(p.cost_cents)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::StopRequested(_) => status("STOPPING").execute(&mut *conn).await.map(drop)?,
+            E::SettlementComputed(_) => {
+                update("UPDATE sessions SET status = 'SETTLING', next_attempt_at = $2, updated_at = $2 WHERE id = $1")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::Settled(s) => {
+                update("UPDATE sessions SET status = 'COMPLETED', captured_cents = $3, next_attempt_at = $2, updated_at = $2 WHERE id = $1")
+                    .bind(s.captured_cents)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::SettlementFailed(a) | E::RefundFailed(a) | E::ReceiptFailed(a) => {
+                update("UPDATE sessions SET next_attempt_at = $3, updated_at = $2 WHERE id = $1")
+                    .bind(a.next_attempt_at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::Canceled(_) => status("CANCELED").execute(&mut *conn).await.map(drop)?,
+            E::RefundRequested(a) => {
+                update("UPDATE sessions SET refund_pending = $3, next_attempt_at = $2, updated_at = $2 WHERE id = $1")
+                    .bind(a.amount)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::Refunded(_) => update("UPDATE sessions SET refund_pending = 0, updated_at = $2 WHERE id = $1")
+                .execute(&mut *conn)
+                .await
+                .map(drop)?,
+            E::RefundDeadLettered(_) => {
+                update("UPDATE sessions SET refund_pending = 0, refund_dead = true, updated_at = $2 WHERE id = $1")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            E::ReceiptSent(_) => update("UPDATE sessions SET receipt_sent = true, updated_at = $2 WHERE id = $1")
+                .execute(&mut *conn)
+                .await
+                .map(drop)?,
+        }
+        Ok(())
+    }
+}
+
+/// A session in a list.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// Id.
+    pub id: Uuid,
+    /// ocpp or adhoc.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// Station.
+    pub station_id: i64,
+    /// Charger.
+    pub charge_point_id: String,
+    /// Connector.
+    pub connector_id: i64,
+    /// Energy, Wh.
+    pub energy_wh: i64,
+    /// Cost so far, cents.
+    pub cost_cents: i64,
+    /// Captured, cents.
+    pub captured_cents: Option<i64>,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Sessions of a company, newest first.
+pub async fn list(
+    pool: &PgPool,
+    company: Uuid,
+    kind: Option<&str>,
+    status: Option<&str>,
+    station: Option<i64>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<SessionSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, kind, status, station_id, charge_point_id, connector_id, energy_wh, cost_cents, captured_cents, started_at, updated_at \
+         FROM rm_sessions.sessions WHERE company_id = $1 AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR status = $3) \
+         AND ($4::bigint IS NULL OR station_id = $4) AND ($5::timestamptz IS NULL OR (started_at, id) < ($5, $6)) \
+         ORDER BY started_at DESC, id DESC LIMIT $7",
+    )
+    .bind(company)
+    .bind(kind)
+    .bind(status)
+    .bind(station)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SessionSummary {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                status: r.try_get("status")?,
+                station_id: r.try_get("station_id")?,
+                charge_point_id: r.try_get("charge_point_id")?,
+                connector_id: r.try_get("connector_id")?,
+                energy_wh: r.try_get("energy_wh")?,
+                cost_cents: r.try_get("cost_cents")?,
+                captured_cents: r.try_get("captured_cents")?,
+                started_at: r.try_get("started_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Sessions with queued work due now, or waiting for a charger that is late
+/// (`AUTHORIZED` since before `start_deadline`).
+pub async fn due(pool: &PgPool, start_deadline: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM rm_sessions.sessions WHERE \
+           (next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND \
+              (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent))) \
+           OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at < $1) \
+         ORDER BY updated_at LIMIT $2",
+    )
+    .bind(start_deadline)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
