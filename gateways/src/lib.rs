@@ -8,5 +8,6 @@
 //! - `kafka`: the relay publishing the log to topics (issue 6);
 //! - `webhooks` and `email`: deliveries driven by the log (issues 5 and 7).
 
+pub mod email;
 pub mod ocpp;
 pub mod payments;
