@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     metrics::{self, Metrics},
     openapi,
-    routes::{health, ocpp, payments, terminals},
+    routes::{charge, health, ocpp, payments, terminals},
     state::AppState,
 };
 
@@ -78,6 +78,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/wallets/{customer_id}", get(payments::wallet))
         .route("/v1/wallets/{customer_id}/top-ups", post(payments::top_up))
         .route("/v1/gateways/pagarme/webhooks", post(payments::pagarme_webhook))
+        .route("/charge/start", post(charge::start))
+        .route("/charge/stop", post(charge::stop))
+        .route("/v1/charge-sessions/{id}", get(charge::get))
+        .route("/v1/charge-sessions/{id}/events", get(charge::events))
+        .route("/v1/charge-sessions/{id}/refunds", post(charge::refund))
+        .route("/v1/adhoc-charges/start", post(charge::adhoc_start))
+        .route("/v1/adhoc-charges", get(charge::adhoc_list))
+        .route("/v1/adhoc-charges/{id}", get(charge::adhoc_get))
+        .route("/v1/adhoc-charges/{id}/progress", put(charge::adhoc_progress))
+        .route("/v1/adhoc-charges/{id}/complete", post(charge::adhoc_complete))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -137,7 +147,19 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
     let store = EventStore::new(pool.clone());
     let payments =
         commands::payments::Payments::new(store.clone(), payment_gateway(&config)?, config.payments.pix_expires_secs);
+    let mailer: Option<Arc<dyn commands::sessions::Mailer>> = match &config.smtp_url {
+        Some(url) => {
+            use secrecy::ExposeSecret;
+            let mailer = gateways::email::SmtpMailer::new(url.expose_secret(), &config.smtp_from)
+                .map_err(anyhow::Error::msg)
+                .context("CHARGELEDGER_SMTP_URL")?;
+            Some(Arc::new(mailer))
+        }
+        None => None,
+    };
+    let sessions = commands::sessions::Sessions::new(store.clone(), payments.clone(), mailer, config.sessions.clone());
     Ok(AppState {
+        sessions,
         payments,
         store,
         pool,
@@ -211,9 +233,11 @@ pub fn spawn_signals(tasks: &mut JoinSet<()>, store: &EventStore, shutdown: &Can
     tasks.spawn(commands::announce::run_listener(store.clone(), instance, shutdown.clone()));
 }
 
-/// Runs the reconciler: intents whose gateway outcome is unknown (or a PIX
-/// waiting for payment) are looked up at the gateway until they settle.
+/// Runs the workers: the session manager (reactions to chargers and payments;
+/// settlement, refund and receipt queues) and the payment reconciler (intents
+/// whose gateway outcome is unknown, or a PIX waiting for payment).
 pub fn spawn_workers(tasks: &mut JoinSet<()>, state: &AppState, shutdown: &CancellationToken) {
+    tasks.spawn(state.sessions.clone().run(shutdown.clone(), std::time::Duration::from_millis(250)));
     let (payments, interval, shutdown) =
         (state.payments.clone(), state.config.payments.reconcile_interval, shutdown.clone());
     // Leave alone what a request is still waiting on.

@@ -39,6 +39,10 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_PIX_EXPIRES_SECS           pix_expires_secs      1800
   CHARGELEDGER_SIMULATOR_PIX_AUTOPAY_SECS simulator_pix_autopay_secs  20 (the simulator counts a PIX code paid after this)
   CHARGELEDGER_RECONCILE_INTERVAL_MS      reconcile_interval_ms 5000 (how often intents in processing are looked up)
+  CHARGELEDGER_SMTP_URL                   smtp_url              none; smtp://host:port (receipts are not sent without it)
+  CHARGELEDGER_SMTP_FROM                  smtp_from             ChargeLedger <recibos@chargeledger.local>
+  CHARGELEDGER_SESSION_START_TIMEOUT_SECS session_start_timeout_secs  120 (a charger that has not started by then: the payment is voided)
+  CHARGELEDGER_QUEUE_RETRY_SCHEDULE_MS    queue_retry_schedule_ms  5000,30000,120000,600000,1800000,3600000,7200000
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -68,6 +72,12 @@ pub struct Config {
     pub ocpp: gateways::ocpp::OcppConfig,
     /// Payment settings.
     pub payments: PaymentsConfig,
+    /// SMTP URL for receipts.
+    pub smtp_url: Option<SecretString>,
+    /// Sender of receipts.
+    pub smtp_from: String,
+    /// Charge orchestration settings.
+    pub sessions: commands::sessions::SessionConfig,
     /// Tracing filter.
     pub log: String,
     /// `text` or `json`.
@@ -105,6 +115,10 @@ struct FileConfig {
     pix_expires_secs: Option<i64>,
     simulator_pix_autopay_secs: Option<u64>,
     reconcile_interval_ms: Option<u64>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    session_start_timeout_secs: Option<u64>,
+    queue_retry_schedule_ms: Option<String>,
 }
 
 /// Which payment gateway, and how to reach and trust Pagar.me.
@@ -284,7 +298,33 @@ impl Config {
         {
             payments.reconcile_interval = Duration::from_millis(ms.max(50));
         }
+        let mut sessions = commands::sessions::SessionConfig::default();
+        if let Some(secs) =
+            parse("CHARGELEDGER_SESSION_START_TIMEOUT_SECS", env("CHARGELEDGER_SESSION_START_TIMEOUT_SECS"))?
+                .or(f.session_start_timeout_secs)
+        {
+            sessions.start_timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(list) = env("CHARGELEDGER_QUEUE_RETRY_SCHEDULE_MS").or(f.queue_retry_schedule_ms) {
+            let parsed: Result<Vec<u64>, _> = list.split(',').map(|v| v.trim().parse::<u64>()).collect();
+            match parsed {
+                Ok(ms) if !ms.is_empty() => {
+                    sessions.retry_schedule = ms.into_iter().map(Duration::from_millis).collect()
+                }
+                _ => {
+                    return Err(ConfigError(
+                        "CHARGELEDGER_QUEUE_RETRY_SCHEDULE_MS must be a comma-separated list of milliseconds".into(),
+                    ))
+                }
+            }
+        }
+        sessions.command_timeout_ms = ocpp.call_timeout.as_millis() as i64;
         Ok(Self {
+            smtp_url: env("CHARGELEDGER_SMTP_URL").or(f.smtp_url).map(SecretString::from),
+            smtp_from: env("CHARGELEDGER_SMTP_FROM")
+                .or(f.smtp_from)
+                .unwrap_or_else(|| "ChargeLedger <recibos@chargeledger.local>".into()),
+            sessions,
             payments,
             ocpp,
             database_url,
@@ -329,6 +369,9 @@ impl Config {
                 ocpp
             },
             payments: PaymentsConfig::defaults(),
+            smtp_url: None,
+            smtp_from: "ChargeLedger <recibos@chargeledger.local>".into(),
+            sessions: commands::sessions::SessionConfig::default(),
             log: "warn".into(),
             log_format: "text".into(),
         }

@@ -1,5 +1,5 @@
 //! Prometheus metrics: HTTP traffic by route and status, events appended,
-//! projector lag (computed at scrape time).
+//! projector lag and the charge-session queues (computed at scrape time).
 
 use std::time::Instant;
 
@@ -26,6 +26,8 @@ pub struct Metrics {
     pub projector_checkpoint: IntGaugeVec,
     /// Last readable global position of the log.
     pub log_head: prometheus::IntGauge,
+    /// Charge-session queue items by queue and state (computed at scrape time).
+    pub session_queue: IntGaugeVec,
 }
 
 impl Metrics {
@@ -53,6 +55,14 @@ impl Metrics {
         )?;
         let log_head =
             prometheus::IntGauge::new("log_head_position", "Last readable global position of the event log")?;
+        let session_queue = IntGaugeVec::new(
+            Opts::new(
+                "session_queue_items",
+                "Charge-session queue items: settlement, refund and receipt; pending or dead_lettered",
+            ),
+            &["queue", "state"],
+        )?;
+        registry.register(Box::new(session_queue.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
@@ -67,6 +77,7 @@ impl Metrics {
             projector_lag,
             projector_checkpoint,
             log_head,
+            session_queue,
         })
     }
 

@@ -5,7 +5,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use crate::routes::{health, ocpp, payments, terminals};
+use crate::routes::{charge, health, ocpp, payments, terminals};
 
 struct Security;
 
@@ -30,12 +30,16 @@ impl Modify for Security {
         ocpp::command, ocpp::get_command, ocpp::remote_start, ocpp::remote_stop, ocpp::charging_profile, ocpp::connectors, ocpp::transactions,
         payments::create, payments::get, payments::authorize, payments::capture, payments::void, payments::refund, payments::list,
         payments::events, payments::wallet, payments::top_up, payments::pagarme_webhook,
+        charge::start, charge::stop, charge::get, charge::events, charge::refund,
+        charge::adhoc_start, charge::adhoc_progress, charge::adhoc_complete, charge::adhoc_get, charge::adhoc_list,
         health::health, health::ready, health::live, health::detailed, health::metrics,
     ),
     modifiers(&Security),
     tags((name = "Terminals", description = "Terminal registration, health, and status"),
          (name = "Charger commands", description = "OCPP commands to chargers (remote start/stop, smart charging, …) and their live state"),
          (name = "Payments", description = "Payment intent lifecycle (create → authorize → capture/void), wallets, Pagar.me webhooks"),
+         (name = "Charge orchestration", description = "Start and stop charging with pre-authorization and late capture (seed 001)"),
+         (name = "Charges", description = "Ad-hoc EV charging sessions"),
          (name = "Health", description = "Health checks and readiness probes"))
 )]
 pub struct ApiDoc;

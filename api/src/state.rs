@@ -26,4 +26,6 @@ pub struct AppState {
     pub gateway: Option<gateways::ocpp::Gateway>,
     /// Payment intents and wallets over the configured payment gateway.
     pub payments: commands::payments::Payments,
+    /// Charge sessions (orchestration, queues).
+    pub sessions: commands::sessions::Sessions,
 }

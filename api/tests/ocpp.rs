@@ -5,85 +5,13 @@
 
 mod support;
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::time::Duration;
 
 use chargeledger_api::auth::Role;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::*;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use support::{charger::*, *};
 use uuid::Uuid;
-
-const PASSWORD: &str = "a-long-enough-secret-1";
-
-fn python() -> PathBuf {
-    std::env::var_os("CHARGELEDGER_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")))
-}
-
-fn script() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocpp/chargepoint.py")
-}
-
-/// A running test charge point.
-struct Cp {
-    child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Cp {
-    fn spawn(scenario: &str, base: &str, id: &str, password: &str, extra: &[&str]) -> Self {
-        let python = python();
-        assert!(
-            python.exists(),
-            "{} missing: run ./scripts/test.sh (it creates the venv with the ocpp package)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(script())
-            .arg(scenario)
-            .arg(base)
-            .arg(id)
-            .arg(password)
-            .args(extra)
-            .env("CHARGELEDGER_TEST_CA", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ocpp-tls-cert.pem"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Self { child, lines }
-    }
-
-    /// Waits for a line starting with `prefix`; returns the rest.
-    async fn until(&mut self, prefix: &str) -> String {
-        let wait = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                if let Some(rest) = line.strip_prefix(prefix) {
-                    return rest.to_owned();
-                }
-            }
-            panic!("the charge point ended before printing {prefix}");
-        };
-        tokio::time::timeout(Duration::from_secs(60), wait).await.expect("charge point timed out")
-    }
-
-    async fn result(mut self) -> Value {
-        let json = self.until("RESULT ").await;
-        let status = self.child.wait().await.unwrap();
-        assert!(status.success(), "charge point failed: {status}");
-        serde_json::from_str(&json).unwrap()
-    }
-}
-
-async fn run(scenario: &str, base: &str, id: &str, password: &str, extra: &[&str]) -> Value {
-    Cp::spawn(scenario, base, id, password, extra).result().await
-}
 
 struct Setup {
     app: TestApp,

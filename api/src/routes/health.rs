@@ -111,6 +111,26 @@ pub async fn projector_health(state: &AppState) -> Result<Vec<ProjectorHealth>, 
     Ok(out)
 }
 
+/// Refreshes the charge-session queue gauges from the sessions read model
+/// (every company: this is the operator's view of the platform).
+async fn session_queues(state: &AppState) -> Result<(), sqlx::Error> {
+    let row: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'SETTLING'), \
+                count(*) FILTER (WHERE refund_pending > 0 AND NOT refund_dead), \
+                count(*) FILTER (WHERE refund_dead), \
+                count(*) FILTER (WHERE status = 'COMPLETED' AND NOT receipt_sent) \
+         FROM rm_sessions.sessions",
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let gauge = |queue: &str, s: &str| state.metrics.session_queue.with_label_values(&[queue, s]);
+    gauge("settlement", "pending").set(row.0);
+    gauge("refund", "pending").set(row.1);
+    gauge("refund", "dead_lettered").set(row.2);
+    gauge("receipt", "pending").set(row.3);
+    Ok(())
+}
+
 /// Detailed health: per-component status, projector lag and version.
 #[utoipa::path(get, path = "/health/detailed", tag = "Health", responses(
     (status = 200, body = DetailedHealth), (status = 503, body = DetailedHealth)))]
@@ -136,6 +156,9 @@ pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(error) = projector_health(&state).await {
         tracing::warn!(%error, "projector lag unavailable for metrics");
+    }
+    if let Err(error) = session_queues(&state).await {
+        tracing::warn!(%error, "session queue sizes unavailable for metrics");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per seed section.
 
+pub mod charge;
 pub mod health;
 pub mod ocpp;
 pub mod payments;
@@ -161,5 +162,52 @@ where
             .await?;
             Err(error)
         }
+    }
+}
+
+/// Keyset pagination over `(timestamp, id)`, newest first: the page size, the
+/// decoded cursor and the next cursor, the same for every list.
+pub mod page {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    use domain::FieldError;
+
+    use crate::error::ApiError;
+
+    /// `limit`, 1 to 200, default 50.
+    pub fn limit(limit: Option<i64>) -> Result<i64, ApiError> {
+        let limit = limit.unwrap_or(50);
+        if (1..=200).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(ApiError::Validation(vec![FieldError::new("limit", "must be between 1 and 200")]))
+        }
+    }
+
+    /// The position a `cursor` this API returned stands for.
+    pub fn after(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
+        let Some(cursor) = cursor else { return Ok(None) };
+        let decoded = URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok());
+        let parsed = decoded.as_deref().and_then(|d| d.split_once('|')).and_then(|(t, id)| {
+            Some((DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc), Uuid::parse_str(id).ok()?))
+        });
+        parsed
+            .map(Some)
+            .ok_or_else(|| ApiError::Validation(vec![FieldError::new("cursor", "is not a cursor this API returned")]))
+    }
+
+    /// Cuts `rows` (fetched with `limit + 1`) to the page and returns the
+    /// cursor of the next one, if there is one.
+    pub fn next<T>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> Option<String> {
+        if rows.len() as i64 <= limit {
+            return None;
+        }
+        rows.truncate(limit as usize);
+        rows.last().map(|l| {
+            let (at, id) = key(l);
+            URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
+        })
     }
 }

@@ -369,22 +369,8 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<IntentPage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::Validation(vec![FieldError::new("limit", "must be between 1 and 200")]));
-    }
-    let after = match &p.cursor {
-        None => None,
-        Some(cursor) => {
-            let decoded = general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok());
-            let parsed = decoded.as_deref().and_then(|d| d.split_once('|')).and_then(|(t, id)| {
-                Some((DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc), Uuid::parse_str(id).ok()?))
-            });
-            Some(parsed.ok_or_else(|| {
-                ApiError::Validation(vec![FieldError::new("cursor", "is not a cursor this API returned")])
-            })?)
-        }
-    };
+    let limit = super::page::limit(p.limit)?;
+    let after = super::page::after(p.cursor.as_deref())?;
     let mut data = projections::payments::list(
         &state.pool,
         caller.company_id,
@@ -394,12 +380,7 @@ pub async fn list(
         limit + 1,
     )
     .await?;
-    let next_cursor = if data.len() as i64 > limit {
-        data.truncate(limit as usize);
-        data.last().map(|l| general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{}", l.created_at.to_rfc3339(), l.id)))
-    } else {
-        None
-    };
+    let next_cursor = super::page::next(&mut data, limit, |l| (l.created_at, l.id));
     Ok(Json(IntentPage { data, next_cursor }))
 }
 
@@ -439,21 +420,21 @@ pub async fn events(
 ) -> Result<Json<Vec<HistoryEvent>>, ApiError> {
     let id = intent_id(&id)?;
     let history = state.payments.history(CompanyId(caller.company_id), id).await?;
-    Ok(Json(
-        history
-            .into_iter()
-            .map(|e| HistoryEvent {
-                position: e.position,
-                version: e.stream_version,
-                event_type: e.event_type,
-                schema_version: e.schema_version,
-                data: e.payload,
-                metadata: e.metadata,
-                recorded_at: e.recorded_at,
-                hash: hex::encode(e.hash),
-            })
-            .collect(),
-    ))
+    Ok(Json(history.into_iter().map(history_event).collect()))
+}
+
+/// An event as the history endpoints show it.
+pub fn history_event(e: commands::RecordedEvent) -> HistoryEvent {
+    HistoryEvent {
+        position: e.position,
+        version: e.stream_version,
+        event_type: e.event_type,
+        schema_version: e.schema_version,
+        data: e.payload,
+        metadata: e.metadata,
+        recorded_at: e.recorded_at,
+        hash: hex::encode(e.hash),
+    }
 }
 
 /// A wallet balance.

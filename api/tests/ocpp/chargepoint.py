@@ -423,7 +423,117 @@ async def hold(base, cid, password, seconds):
         reader.cancel()
 
 
-SCENARIOS = {"flow16": flow16, "serve16": serve16, "bad16": bad16, "flow201": flow201, "serve201": serve201,
+class Session16(CP16):
+    """A 1.6 charge point for charge sessions: MODE normal, reject, budget or idle."""
+
+    def __init__(self, *a, mode="normal", meter_stop=0, **kw):
+        super().__init__(*a, **kw)
+        self.mode, self.meter_stop = mode, int(meter_stop)
+        self.done = asyncio.Event()
+        self.tx, self.tag, self.seen = None, None, []
+
+    @on(Action16.remote_start_transaction)
+    async def remote_start(self, id_tag, connector_id=None, **kw):
+        self.seen.append("RemoteStartTransaction")
+        self.tag = id_tag
+        if self.mode == "reject":
+            self.done.set()
+            return result16.RemoteStartTransaction(status="Rejected")
+        return result16.RemoteStartTransaction(status="Accepted")
+
+    @after(Action16.remote_start_transaction)
+    async def after_start(self, id_tag, connector_id=None, **kw):
+        if self.mode in ("reject", "idle"):
+            return
+        r = await self.call(call16.StartTransaction(connector_id=connector_id or 1, id_tag=id_tag, meter_start=1000, timestamp=now()))
+        self.tx = r.transaction_id
+        await self.call(call16.StatusNotification(connector_id=connector_id or 1, error_code="NoError", status="Charging", timestamp=now()))
+        register = 1000 + (40_000 if self.mode == "budget" else 4_000)
+        await self.call(call16.MeterValues(connector_id=connector_id or 1, transaction_id=self.tx, meter_value=[
+            {"timestamp": now(), "sampled_value": [{"value": str(register), "unit": "Wh"}]}]))
+        print("CHARGING", flush=True)
+
+    @on(Action16.remote_stop_transaction)
+    async def remote_stop(self, transaction_id, **kw):
+        self.seen.append("RemoteStopTransaction")
+        return result16.RemoteStopTransaction(status="Accepted" if transaction_id == self.tx else "Rejected")
+
+    @after(Action16.remote_stop_transaction)
+    async def after_stop(self, transaction_id, **kw):
+        await self.call(call16.StopTransaction(meter_stop=self.meter_stop, timestamp=now(), transaction_id=transaction_id, reason="Remote"))
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now()))
+        self.done.set()
+
+
+async def session16(base, cid, password, mode, meter_stop="0", seconds="30"):
+    async with connect(base, cid, password, "ocpp1.6") as ws:
+        cp = Session16(cid, ws, response_timeout=10, mode=mode, meter_stop=meter_stop)
+        reader = asyncio.create_task(cp.start())
+        await boot16(cp)
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now()))
+        print("READY", flush=True)
+        try:
+            await asyncio.wait_for(cp.done.wait(), float(seconds))
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(0.3)
+        reader.cancel()
+        done({"seen": cp.seen, "idTag": cp.tag, "transactionId": cp.tx})
+
+
+class Session201(CP201):
+    def __init__(self, *a, meter_stop=0, **kw):
+        super().__init__(*a, **kw)
+        self.meter_stop = int(meter_stop)
+        self.done = asyncio.Event()
+        self.tx, self.seen = None, []
+
+    @on(Action201.request_start_transaction)
+    async def request_start(self, id_token, remote_start_id, evse_id=None, **kw):
+        self.seen.append("RequestStartTransaction")
+        return result201.RequestStartTransaction(status="Accepted")
+
+    @after(Action201.request_start_transaction)
+    async def after_start(self, id_token, remote_start_id, evse_id=None, **kw):
+        self.tx = "tx-session-201"
+        await self.call(call201.TransactionEvent(
+            event_type="Started", timestamp=now(), trigger_reason="RemoteStart", seq_no=0,
+            transaction_info={"transaction_id": self.tx, "remote_start_id": remote_start_id},
+            id_token=id_token, evse={"id": evse_id or 1, "connector_id": 1},
+            meter_value=[{"timestamp": now(), "sampled_value": [{"value": 500}]}]))
+        await self.call(call201.TransactionEvent(
+            event_type="Updated", timestamp=now(), trigger_reason="MeterValuePeriodic", seq_no=1,
+            transaction_info={"transaction_id": self.tx}, meter_value=[{"timestamp": now(), "sampled_value": [{"value": 2500}]}]))
+        print("CHARGING", flush=True)
+
+    @on(Action201.request_stop_transaction)
+    async def request_stop(self, transaction_id, **kw):
+        self.seen.append("RequestStopTransaction")
+        return result201.RequestStopTransaction(status="Accepted" if transaction_id == self.tx else "Rejected")
+
+    @after(Action201.request_stop_transaction)
+    async def after_stop(self, transaction_id, **kw):
+        await self.call(call201.TransactionEvent(
+            event_type="Ended", timestamp=now(), trigger_reason="RemoteStop", seq_no=2,
+            transaction_info={"transaction_id": transaction_id, "stopped_reason": "Remote"},
+            meter_value=[{"timestamp": now(), "sampled_value": [{"value": self.meter_stop}]}]))
+        self.done.set()
+
+
+async def session201(base, cid, password, meter_stop="0", seconds="30"):
+    async with connect(base, cid, password, "ocpp2.0.1") as ws:
+        cp = Session201(cid, ws, response_timeout=10, meter_stop=meter_stop)
+        reader = asyncio.create_task(cp.start())
+        await boot201(cp)
+        await cp.call(call201.StatusNotification(timestamp=now(), connector_status="Available", evse_id=1, connector_id=1))
+        print("READY", flush=True)
+        await asyncio.wait_for(cp.done.wait(), float(seconds))
+        await asyncio.sleep(0.3)
+        reader.cancel()
+        done({"seen": cp.seen, "transactionId": cp.tx})
+
+
+SCENARIOS = {"session16": session16, "session201": session201, "flow16": flow16, "serve16": serve16, "bad16": bad16, "flow201": flow201, "serve201": serve201,
              "connect": try_connect, "bigframe": big_frame, "hold": hold}
 
 if __name__ == "__main__":

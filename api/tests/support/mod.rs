@@ -1,7 +1,9 @@
 //! Starting the real app on port 0 against the test's fresh database.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod charger;
 pub mod pagarme;
+pub mod smtp;
 
 use chargeledger_api::{
     app::{self, Running},

@@ -32,6 +32,7 @@ pub struct Seen {
 
 #[derive(Default)]
 struct Inner {
+    fail_next: Vec<(String, String, u32)>,
     orders: HashMap<String, Value>,
     charges: HashMap<String, Value>,
     by_key: HashMap<String, String>,
@@ -81,6 +82,27 @@ impl FakePagarme {
         charge["last_transaction"]["status"] = json!("paid");
     }
 
+    /// The next `times` requests of `method` to a path containing `part` answer 500 and do nothing.
+    pub fn fail_next(&self, method: &str, part: &str, times: u32) {
+        self.inner.lock().unwrap().fail_next.push((method.into(), part.into(), times));
+    }
+
+    /// Healthy again: no more injected failures.
+    pub fn clear_failures(&self) {
+        self.inner.lock().unwrap().fail_next.clear();
+    }
+
+    fn should_fail(&self, method: &str, path: &str) -> bool {
+        let mut inner = self.inner.lock().unwrap();
+        for rule in inner.fail_next.iter_mut() {
+            if rule.0 == method && path.contains(&rule.1) && rule.2 > 0 {
+                rule.2 -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn charge(&self, id: &str) -> Value {
         self.inner.lock().unwrap().charges.get(id).cloned().unwrap_or_default()
     }
@@ -125,6 +147,9 @@ async fn create_order(
     Json(body): Json<Value>,
 ) -> impl IntoResponse {
     let key = check(&fake, &headers, "POST", "/orders", &body, true);
+    if fake.should_fail("POST", "/orders") {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "An error has occurred."}))).into_response();
+    }
     if unauthorized(&headers) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Authorization has been denied for this request."})))
             .into_response();
@@ -232,6 +257,9 @@ async fn capture_charge(
     Json(body): Json<Value>,
 ) -> impl IntoResponse {
     check(&fake, &headers, "POST", &format!("/charges/{id}/capture"), &body, true);
+    if fake.should_fail("POST", &format!("/charges/{id}/capture")) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "An error has occurred."}))).into_response();
+    }
     let mut inner = fake.inner.lock().unwrap();
     let Some(charge) = inner.charges.get_mut(&id) else {
         return (StatusCode::NOT_FOUND, Json(json!({"message": "Charge not found."}))).into_response();
@@ -260,6 +288,9 @@ async fn cancel_charge(
 ) -> impl IntoResponse {
     let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
     check(&fake, &headers, "DELETE", &format!("/charges/{id}"), &body, true);
+    if fake.should_fail("DELETE", &format!("/charges/{id}")) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "An error has occurred."}))).into_response();
+    }
     let mut inner = fake.inner.lock().unwrap();
     let Some(charge) = inner.charges.get_mut(&id) else {
         return (StatusCode::NOT_FOUND, Json(json!({"message": "Charge not found."}))).into_response();

@@ -41,7 +41,7 @@ pub struct Actor {
 }
 
 impl Actor {
-    fn metadata(&self) -> Metadata {
+    pub(crate) fn metadata(&self) -> Metadata {
         Metadata {
             company_id: Some(self.company.as_uuid()),
             correlation_id: self.correlation,

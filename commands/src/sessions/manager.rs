@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use domain::{
     charger::{command::OcppCommandEvent, ChargerEvent},
     payment::PaymentIntentEvent,
@@ -125,10 +125,18 @@ impl Sessions {
                     meter_start_wh: tx.meter_start_wh.unwrap_or(0),
                     at: tx.started_at,
                 };
+                let tx_id = started.transaction_id.clone();
                 let after = self.apply(&actor(company), id, &[SessionCommand::ChargingStarted(started)]).await?;
-                if after.status == SessionStatus::Canceled && state.status == SessionStatus::Canceled {
-                    // Too late: the session was given up; stop the charger rather than charge for free.
-                    tracing::warn!(session = %id, "a charger started a canceled session");
+                if after.status == SessionStatus::Canceled {
+                    // Too late: the session was given up and its payment released;
+                    // stop the charger rather than let it charge for free.
+                    tracing::warn!(session = %id, transaction = %tx_id, "a charger started a canceled session; stopping it");
+                    self.stop_orphan(
+                        &actor(company),
+                        &after.started.as_ref().map(|s| s.charge_point_id.clone()).unwrap_or_default(),
+                        &tx_id,
+                    )
+                    .await?;
                 }
             }
             "charger.meter_values_recorded" | "charger.transaction_ended" => {
@@ -157,17 +165,7 @@ impl Sessions {
                         else {
                             return Ok(());
                         };
-                        let before = state.status;
-                        let after = self
-                            .apply(
-                                &a,
-                                id,
-                                &[SessionCommand::Progress { energy_wh: (last.0 - meter_start).max(0), at: last.1 }],
-                            )
-                            .await?;
-                        if before == SessionStatus::Charging && after.status == SessionStatus::Stopping {
-                            self.send_remote_stop(&a, &after).await?;
-                        }
+                        self.record_progress(&a, id, (last.0 - meter_start).max(0), last.1).await?;
                     }
                     ChargerEvent::TransactionEnded(t) => {
                         let energy = t
@@ -230,18 +228,29 @@ impl Sessions {
     /// Works the queue items that are due.
     pub async fn sweep(&self) -> Result<usize, CommandError> {
         let deadline = Utc::now() - chrono::Duration::from_std(self.config.start_timeout).unwrap_or_default();
-        let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT id, company_id FROM rm_sessions.sessions WHERE \
+        // CANCELED with the payment still held (see below), and
+        // AUTHORIZED without a remote start a second after: the process died
+        // between the authorization and the remote start (the transition that
+        // sends it is atomic, so sending here cannot send twice).
+        let due: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, company_id, updated_at FROM rm_sessions.sessions WHERE \
                (next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND \
-                  (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent))) \
+                  (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent AND $2))) \
                OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at < $1) \
+               OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at IS NULL \
+                   AND updated_at < now() - interval '1 second') \
+               OR (status = 'CANCELED' AND refund_pending = 0 AND NOT refund_dead \
+                   AND updated_at < now() - interval '5 seconds' AND EXISTS (SELECT 1 FROM rm_payments.intents i \
+                   WHERE i.id = payment_intent_id AND i.status = 'requires_capture')) \
              ORDER BY updated_at LIMIT 100",
         )
         .bind(deadline)
+        // Without SMTP, receipts wait (and must not fill the batch).
+        .bind(self.mailer.is_some())
         .fetch_all(self.store.pool())
         .await
         .map_err(StoreError::Database)?;
-        for (id, company) in &due {
+        for (id, company, updated_at) in &due {
             let company = CompanyId(*company);
             let a = actor(company);
             let (state, _, _) = self.load(*id).await?;
@@ -250,7 +259,16 @@ impl Sessions {
                 SessionStatus::Authorized if state.remote_start.as_ref().is_some_and(|r| r.at < deadline) => {
                     self.cancel(company, *id, "start_timeout", "the charger did not start in time").await
                 }
+                SessionStatus::Authorized if state.remote_start.is_none() && *updated_at < deadline => {
+                    self.cancel(company, *id, "start_timeout", "the charger was never asked to start in time").await
+                }
+                SessionStatus::Authorized if state.remote_start.is_none() => {
+                    self.send_remote_start(&a, *id, &state, None).await.map(drop)
+                }
                 _ if state.refund_pending > 0 => self.attempt_refund(&a, *id).await.map(drop),
+                // Canceled, and the hold is still there five seconds later: the
+                // process died between the cancel and the void.
+                SessionStatus::Canceled if !state.refund_dead => self.release_payment(&a, &state).await,
                 SessionStatus::Completed if state.receipt.is_none() => self.send_receipt(&a, *id).await.map(drop),
                 _ => Ok(()),
             };

@@ -111,6 +111,44 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
+/// A charger command asked for with a session transition.
+#[derive(Debug, Clone)]
+struct ChargerCall {
+    charge_point_id: String,
+    action: &'static str,
+    payload: Value,
+}
+
+/// The outcome of [`Sessions::transition`].
+struct Transition {
+    before: SessionState,
+    after: SessionState,
+}
+
+fn remote_stop(protocol: OcppVersion, charge_point_id: &str, transaction_id: &str) -> ChargerCall {
+    let (action, payload) = match protocol {
+        OcppVersion::V16 => match transaction_id.parse::<i64>() {
+            Ok(tx) => ("RemoteStopTransaction", json!({ "transactionId": tx })),
+            // A 1.6 transaction id we assigned is always an integer; anything
+            // else cannot be stopped remotely, and the charger will say so.
+            Err(_) => ("RemoteStopTransaction", json!({ "transactionId": -1 })),
+        },
+        OcppVersion::V201 => ("RequestStopTransaction", json!({ "transactionId": transaction_id })),
+    };
+    ChargerCall { charge_point_id: charge_point_id.to_owned(), action, payload }
+}
+
+/// The remote stop to send with a stop decided on `before`: only while it is
+/// charging on an OCPP charger.
+fn stop_call_while_charging(protocol: Option<OcppVersion>, before: &SessionState) -> Option<ChargerCall> {
+    let protocol = protocol?;
+    let started = before.started.as_ref()?;
+    if before.status != SessionStatus::Charging || started.kind != SessionKind::Ocpp {
+        return None;
+    }
+    Some(remote_stop(protocol, &started.charge_point_id, before.transaction_id.as_deref()?))
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
@@ -165,37 +203,7 @@ impl Sessions {
         id: Uuid,
         commands: &[SessionCommand],
     ) -> Result<SessionState, CommandError> {
-        for _ in 0..5 {
-            let (mut state, version, hash) = self.load(id).await?;
-            let mut events = Vec::new();
-            for command in commands {
-                let decided = ChargeSession::decide(&state, command.clone())?;
-                state = decided.iter().fold(state, ChargeSession::evolve);
-                events.extend(decided);
-            }
-            if events.is_empty() {
-                return Ok(state);
-            }
-            let write = StreamWrite {
-                stream_id: ChargeSession::stream_id(id),
-                expected: ExpectedVersion::Exact(version),
-                prev_hash: hash,
-                events: events.iter().map(NewEvent::from_domain).collect(),
-                metadata: crate::store::Metadata {
-                    company_id: Some(actor.company.as_uuid()),
-                    correlation_id: actor.correlation,
-                    causation_id: None,
-                    actor: actor.actor.clone(),
-                    command_id: None,
-                },
-            };
-            match self.store.append(&[write], None).await {
-                Ok(_) => return Ok(state),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(CommandError::TooMuchContention(ChargeSession::stream_id(id)))
+        Ok(self.transition(actor, id, |_| commands.to_vec(), |_| None).await?.after)
     }
 
     /// Starts a session: the payment is created and authorized; once it is,
@@ -306,32 +314,76 @@ impl Sessions {
         Ok(if protocol.as_deref() == Some("2.0.1") { OcppVersion::V201 } else { OcppVersion::V16 })
     }
 
-    async fn command(
+    /// Decides `commands` on the session and appends the events; when
+    /// `charger` asks for a charger command given the state the commands were
+    /// decided on, its request is appended in the same transaction, so a
+    /// concurrent path that loses the race sends nothing.
+    async fn transition(
         &self,
         actor: &Actor,
-        charge_point_id: &str,
-        action: &str,
-        payload: Value,
-    ) -> Result<Uuid, CommandError> {
-        let command_id = Uuid::now_v7();
+        id: Uuid,
+        commands: impl Fn(Uuid) -> Vec<SessionCommand>,
+        charger: impl Fn(&SessionState) -> Option<ChargerCall>,
+    ) -> Result<Transition, CommandError> {
+        for _ in 0..5 {
+            let command_id = Uuid::now_v7();
+            let (before, version, hash) = self.load(id).await?;
+            let mut state = before.clone();
+            let mut events = Vec::new();
+            for command in commands(command_id) {
+                let decided = ChargeSession::decide(&state, command)?;
+                state = decided.iter().fold(state, ChargeSession::evolve);
+                events.extend(decided);
+            }
+            if events.is_empty() {
+                return Ok(Transition { before, after: state });
+            }
+            let metadata = actor.metadata();
+            let mut writes = vec![StreamWrite {
+                stream_id: ChargeSession::stream_id(id),
+                expected: ExpectedVersion::Exact(version),
+                prev_hash: hash,
+                events: events.iter().map(NewEvent::from_domain).collect(),
+                metadata: metadata.clone(),
+            }];
+            let call = charger(&before);
+            if let Some(call) = &call {
+                writes.push(self.command_write(command_id, call, metadata));
+            }
+            match self.store.append(&writes, None).await {
+                Ok(_) => return Ok(Transition { before, after: state }),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CommandError::TooMuchContention(ChargeSession::stream_id(id)))
+    }
+
+    fn command_write(&self, command_id: Uuid, call: &ChargerCall, metadata: crate::store::Metadata) -> StreamWrite {
         let request = OcppCommandRequested {
             command_id,
-            charge_point_id: charge_point_id.to_owned(),
-            action: action.into(),
-            payload,
+            charge_point_id: call.charge_point_id.clone(),
+            action: call.action.into(),
+            payload: call.payload.clone(),
             deliver_on_reconnect: false,
             timeout_ms: self.config.command_timeout_ms,
             requested_at: now(),
         };
-        let metadata = crate::store::Metadata {
-            company_id: Some(actor.company.as_uuid()),
-            correlation_id: actor.correlation,
-            causation_id: None,
-            actor: actor.actor.clone(),
-            command_id: None,
-        };
-        crate::ocpp_commands::request(&self.store, metadata, request).await?;
-        Ok(command_id)
+        StreamWrite {
+            stream_id: domain::charger::command::command_stream_id(command_id),
+            expected: ExpectedVersion::NoStream,
+            prev_hash: None,
+            events: vec![NewEvent::from_domain(&domain::charger::command::OcppCommandEvent::Requested(request))],
+            metadata,
+        }
+    }
+
+    /// Asks a charger for something outside any session transition (stopping
+    /// a transaction that belongs to no live session).
+    async fn request_command(&self, actor: &Actor, call: &ChargerCall) -> Result<(), CommandError> {
+        let metadata = actor.metadata();
+        self.store.append(&[self.command_write(Uuid::now_v7(), call, metadata)], None).await?;
+        Ok(())
     }
 
     async fn send_remote_start(
@@ -362,39 +414,79 @@ impl Sessions {
                        "remoteStartId": (Utc::now().timestamp_millis() / 100) % i64::from(i32::MAX)}),
             ),
         };
-        let command_id = self.command(actor, &started.charge_point_id, action, payload).await?;
-        self.apply(actor, id, &[SessionCommand::RemoteStartSent(RemoteStartSent { command_id, at: now() })]).await
+        let call = ChargerCall { charge_point_id: started.charge_point_id.clone(), action, payload };
+        let sent = |command_id| vec![SessionCommand::RemoteStartSent(RemoteStartSent { command_id, at: now() })];
+        Ok(self.transition(actor, id, sent, |_| Some(call.clone())).await?.after)
     }
 
     /// Stops a session: remote stop while charging, void before, the current
-    /// state when already stopped.
+    /// state when already stopped. The stop request and the remote stop are
+    /// appended together.
     pub async fn stop(&self, actor: &Actor, id: Uuid, code: &str, detail: &str) -> Result<SessionState, CommandError> {
-        let before = self.get(actor.company, id).await?;
+        let current = self.get(actor.company, id).await?;
+        let protocol = match &current.started {
+            Some(s) if s.kind == SessionKind::Ocpp => Some(self.protocol_of(&s.charge_point_id).await?),
+            _ => None,
+        };
         let reason = Reason { code: code.into(), detail: detail.into(), at: now() };
-        let state = self.apply(actor, id, &[SessionCommand::RequestStop(reason)]).await?;
-        match (before.status, state.status) {
-            (SessionStatus::Preauthorizing | SessionStatus::Authorized, SessionStatus::Canceled) => {
-                self.release_payment(actor, &state).await?;
-            }
-            (SessionStatus::Charging, SessionStatus::Stopping) => self.send_remote_stop(actor, &state).await?,
-            _ => {}
+        let t = self
+            .transition(
+                actor,
+                id,
+                |_| vec![SessionCommand::RequestStop(reason.clone())],
+                |before| stop_call_while_charging(protocol, before),
+            )
+            .await?;
+        if matches!(t.before.status, SessionStatus::Preauthorizing | SessionStatus::Authorized)
+            && t.after.status == SessionStatus::Canceled
+        {
+            self.release_payment(actor, &t.after).await?;
         }
-        Ok(state)
+        Ok(t.after)
     }
 
-    async fn send_remote_stop(&self, actor: &Actor, state: &SessionState) -> Result<(), CommandError> {
-        let (Some(started), Some(tx)) = (&state.started, &state.transaction_id) else { return Ok(()) };
-        if started.kind == SessionKind::Adhoc {
-            return Ok(());
-        }
-        let (action, payload) = match self.protocol_of(&started.charge_point_id).await? {
-            OcppVersion::V16 => {
-                ("RemoteStopTransaction", json!({"transactionId": tx.parse::<i64>().unwrap_or_default()}))
-            }
-            OcppVersion::V201 => ("RequestStopTransaction", json!({"transactionId": tx})),
+    /// Records charging progress reported by the charger; when the budget is
+    /// used up the stop and the remote stop are appended together.
+    pub(crate) async fn record_progress(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        energy_wh: i64,
+        at: DateTime<Utc>,
+    ) -> Result<SessionState, CommandError> {
+        let (current, _, _) = self.load(id).await?;
+        let protocol = match &current.started {
+            Some(s) if s.kind == SessionKind::Ocpp => Some(self.protocol_of(&s.charge_point_id).await?),
+            _ => None,
         };
-        self.command(actor, &started.charge_point_id, action, payload).await?;
-        Ok(())
+        let t = self
+            .transition(
+                actor,
+                id,
+                |_| vec![SessionCommand::Progress { energy_wh, at }],
+                |before| {
+                    // Only when this progress is what exhausts the budget.
+                    let after = ChargeSession::decide(before, SessionCommand::Progress { energy_wh, at })
+                        .ok()?
+                        .iter()
+                        .fold(before.clone(), ChargeSession::evolve);
+                    (after.status == SessionStatus::Stopping).then_some(())?;
+                    stop_call_while_charging(protocol, before)
+                },
+            )
+            .await?;
+        Ok(t.after)
+    }
+
+    /// Stops a charger transaction that belongs to a canceled session.
+    pub(crate) async fn stop_orphan(
+        &self,
+        actor: &Actor,
+        charge_point_id: &str,
+        transaction_id: &str,
+    ) -> Result<(), CommandError> {
+        let protocol = self.protocol_of(charge_point_id).await?;
+        self.request_command(actor, &remote_stop(protocol, charge_point_id, transaction_id)).await
     }
 
     /// Voids the payment of a canceled session (or queues a refund when the
@@ -407,14 +499,19 @@ impl Sessions {
                 if !intent.already_collected =>
             {
                 if let Err(error) = self.payments.void(actor, started.payment_intent_id).await {
-                    tracing::warn!(%error, session = %started.session_id, "void failed; queued as a refund");
-                    self.queue_refund(
-                        actor,
-                        started.session_id,
-                        intent.capturable.to_cents().unwrap_or_default(),
-                        "void failed",
-                    )
-                    .await?;
+                    // Another path's void (or the reconciler's) in flight owns it;
+                    // a hold the gateway refused to release is retried by the refund queue.
+                    let now_intent = self.payments.get(actor.company, started.payment_intent_id).await?;
+                    if now_intent.status() == IntentStatus::RequiresCapture {
+                        tracing::warn!(%error, session = %started.session_id, "void failed; queued as a refund");
+                        self.queue_refund(
+                            actor,
+                            started.session_id,
+                            now_intent.capturable.to_cents().unwrap_or_default(),
+                            "void failed",
+                        )
+                        .await?;
+                    }
                 }
             }
             IntentStatus::RequiresCapture => {
@@ -548,15 +645,26 @@ impl Sessions {
 
     /// Sends the receipt of a completed session (once).
     pub async fn send_receipt(&self, actor: &Actor, id: Uuid) -> Result<SessionState, CommandError> {
+        let Some(mailer) = &self.mailer else { return Ok(self.load(id).await?.0) };
+        // One sender per session across processes: the lock is held until the
+        // outcome is appended, and the state is read after taking it.
+        let mut lock = self.store.pool().begin().await.map_err(StoreError::Database)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 5))")
+            .bind(format!("receipt:{id}"))
+            .fetch_one(&mut *lock)
+            .await
+            .map_err(StoreError::Database)?;
         let (state, _, _) = self.load(id).await?;
-        let Some(mailer) = &self.mailer else { return Ok(state) };
+        if !locked {
+            return Ok(state);
+        }
         if state.status != SessionStatus::Completed || state.receipt.is_some() {
             return Ok(state);
         }
         let events = self.store.read_stream(&ChargeSession::stream_id(id)).await?;
         let Some(receipt) = receipt::Receipt::from_history(&events) else { return Ok(state) };
         let message_id = format!("<receipt.{id}@chargeledger>");
-        match mailer.send(&receipt.to, &receipt.subject(), &receipt.body(), &message_id).await {
+        let outcome = match mailer.send(&receipt.to, &receipt.subject(), &receipt.body(), &message_id).await {
             Ok(()) => {
                 let sent = ReceiptSent { to: receipt.to.clone(), message_id, at: now() };
                 self.apply(actor, id, &[SessionCommand::ReceiptSent(sent)]).await
@@ -568,7 +676,9 @@ impl Sessions {
                 let failed = Attempt { attempt, reason, next_attempt_at: next, at: now() };
                 self.apply(actor, id, &[SessionCommand::ReceiptFailed(failed)]).await
             }
-        }
+        };
+        lock.rollback().await.map_err(StoreError::Database)?;
+        outcome
     }
 
     /// Ad-hoc progress: energy delivered so far, reported by the caller.

@@ -27,6 +27,15 @@ pub struct Receipt {
     pub settled: Settled,
 }
 
+/// Reais with at least two decimals (a tariff may carry more).
+fn decimal_reais(d: rust_decimal::Decimal) -> String {
+    if d.scale() < 2 {
+        format!("{:.2}", d)
+    } else {
+        d.to_string()
+    }
+}
+
 fn reais(cents: i64) -> String {
     format!("R$ {}.{:02}", cents / 100, (cents % 100).abs())
 }
@@ -98,8 +107,8 @@ impl Receipt {
             connector = self.started.connector_id,
             start = fmt(self.charging_from),
             end = fmt(self.charging_to),
-            price = tariff.price_per_kwh,
-            fixed = tariff.fixed_connection_cost,
+            price = decimal_reais(tariff.price_per_kwh),
+            fixed = decimal_reais(tariff.fixed_connection_cost),
             total = reais(self.settlement.cost_cents),
             exact = self.settlement.cost_exact,
             authorized = reais(self.authorized),
