@@ -74,10 +74,11 @@ ensure_postgres() {
   fi
 }
 
-# A Python venv (.venv) with the PyPI `ocpp` package: the tests' charge points.
+# A Python venv (.venv): the PyPI `ocpp` package (the tests' charge points) and
+# aiosmtpd (the tests' SMTP sink).
 ensure_test_venv() {
   local venv=".venv"
-  local want="ocpp==2.1.0 websockets==17.4"
+  local want="ocpp==2.1.0 websockets==17.4 aiosmtpd==1.4.6"
   if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ]; then
     export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
     return 0
@@ -93,4 +94,21 @@ ensure_test_venv() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check $want
   echo "$want" > "$venv/.requirements"
   export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
+}
+
+# tansu, the Apache-2.0 Kafka-compatible broker the Kafka tests start on a free
+# port (with in-memory storage, so the `dynostore` feature). Building it takes
+# about 15 minutes the first time; afterwards it is on PATH and this is a no-op.
+ensure_tansu() {
+  if ! command -v tansu >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/tansu" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v tansu >/dev/null 2>&1; then
+    log "installing tansu (cargo install tansu --locked --features dynostore; ~15 minutes, once)"
+    CARGO_TARGET_DIR="$HOME/.cache/chargeledger/tansu-build" \
+      cargo install tansu --locked --features dynostore --quiet
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  CHARGELEDGER_TEST_TANSU="$(command -v tansu)"
+  export CHARGELEDGER_TEST_TANSU
 }
