@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_rust
 ensure_postgres
 ensure_test_venv
+ensure_tansu
 # sqlx::test creates a fresh database per test from this server.
 export DATABASE_URL="${DATABASE_URL:-$PGURL_BASE/postgres}"
 

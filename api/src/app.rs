@@ -158,7 +158,12 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         None => None,
     };
     let sessions = commands::sessions::Sessions::new(store.clone(), payments.clone(), mailer, config.sessions.clone());
+    let kafka = match &config.kafka {
+        Some(k) => Some(gateways::kafka::KafkaProbe::new(k).context("CHARGELEDGER_KAFKA_BROKERS / _PROPERTIES")?),
+        None => None,
+    };
     Ok(AppState {
+        kafka,
         sessions,
         payments,
         store,
@@ -286,6 +291,35 @@ pub fn spawn_projectors(tasks: &mut JoinSet<()>, store: &EventStore, config: &Co
     });
 }
 
+/// Starts the Kafka relay when Kafka is configured (ADR 0011).
+pub fn spawn_relay(
+    tasks: &mut JoinSet<()>,
+    store: &EventStore,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let Some(kafka) = &config.kafka else { return Ok(false) };
+    let relay = gateways::kafka::Relay::new(store.clone(), kafka.clone()).context("Kafka relay")?;
+    tasks.spawn(relay.run(shutdown.clone()));
+    Ok(true)
+}
+
+/// `chargeledger relay`: the Kafka relay only.
+pub async fn run_relay(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.kafka.is_none() {
+        anyhow::bail!("the relay needs CHARGELEDGER_KAFKA_BROKERS");
+    }
+    let pool = connect(&config).await?;
+    let store = EventStore::new(pool);
+    let mut tasks = JoinSet::new();
+    spawn_signals(&mut tasks, &store, &shutdown);
+    spawn_relay(&mut tasks, &store, &config, &shutdown)?;
+    tracing::info!(brokers = config.kafka.as_ref().map(|k| k.brokers.as_str()), "relay running");
+    shutdown.cancelled().await;
+    tasks.shutdown().await;
+    Ok(())
+}
+
 /// `chargeledger api`: the HTTP API only.
 pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_secret(&config)?;
@@ -351,8 +385,9 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
     let (ocpp_addr, listener, gateway) = bind_gateway(&mut state).await?;
     spawn_gateway(&mut tasks, gateway, listener, &shutdown);
     spawn_workers(&mut tasks, &state, &shutdown);
+    let relay = spawn_relay(&mut tasks, &state.store, &state.config, &shutdown)?;
     let bound = bind_api(state).await?;
-    tracing::info!(addr = %bound.addr, %ocpp_addr, "chargeledger serving (api, ocpp, projectors, sealer, workers)");
+    tracing::info!(addr = %bound.addr, %ocpp_addr, relay, "chargeledger serving (api, ocpp, projectors, sealer, workers)");
     bound.serve(shutdown).await?;
     tasks.shutdown().await;
     Ok(())
@@ -398,6 +433,7 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
         let (addr, listener, gateway) = bind_gateway(&mut state).await?;
         spawn_gateway(&mut tasks, gateway, listener, &shutdown);
         spawn_workers(&mut tasks, &state, &shutdown);
+        spawn_relay(&mut tasks, &state.store, &state.config, &shutdown)?;
         ocpp_addr = Some(addr);
     }
     let bound = bind_api(state.clone()).await?;

@@ -25,7 +25,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Migrate, then run every role in one process (API, OCPP gateway, projectors, sealer). The default way to run.
+    /// Migrate, then run every role in one process (API, OCPP gateway, projectors, sealer, workers, and the Kafka
+    /// relay when brokers are configured). The default way to run.
     Serve,
     /// Run the HTTP API only.
     Api,
@@ -35,6 +36,8 @@ pub enum Command {
     Workers,
     /// Run the projectors and the log sealer only.
     Project,
+    /// Run the Kafka relay only: publish the log to CHARGELEDGER_KAFKA_BROKERS.
+    Relay,
     /// Apply database migrations and exit.
     Migrate,
     /// Auditor tools.
@@ -76,6 +79,15 @@ pub enum Command {
     Schemas {
         /// Target directory.
         #[arg(long, default_value = "schemas/events")]
+        out: PathBuf,
+    },
+    /// Write the event catalogue for analysts (Kafka topics, headers, fields, examples) from the event schemas.
+    Catalogue {
+        /// Directory of the event JSON Schemas (and their examples/).
+        #[arg(long, default_value = "schemas/events")]
+        schemas: PathBuf,
+        /// Markdown file to write.
+        #[arg(long, default_value = "docs/events.md")]
         out: PathBuf,
     },
     /// Benchmarks against the configured Postgres (in a scratch database).
@@ -125,6 +137,21 @@ pub enum ApiKeyAction {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhich {
+    /// Kafka relay throughput (backlog drain vs a bare producer) and lag under a steady append load.
+    Relay {
+        /// Kafka bootstrap servers (default: CHARGELEDGER_KAFKA_BROKERS).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Events in the backlog.
+        #[arg(long, default_value_t = 50_000)]
+        events: usize,
+        /// Appends per second during the steady load.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Seconds of steady load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Event-log appends per second vs plain INSERTs (1, 8, 32 writers; batches of 100).
     Append {
         /// Seconds per measurement.
@@ -217,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ocpp => app::run_ocpp(config, shutdown_on_signal()).await?,
         Command::Workers => app::run_workers(config, shutdown_on_signal()).await?,
         Command::Project => app::run_project(config, shutdown_on_signal()).await?,
+        Command::Relay => app::run_relay(config, shutdown_on_signal()).await?,
         Command::Migrate => {
             app::create_database_if_missing(&config).await?;
             app::migrate(&app::connect(&config).await?).await?;
@@ -273,6 +301,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::write(&path, serde_json::to_string_pretty(&s.schema)? + "\n")?;
                 println!("wrote {}", path.display());
             }
+        }
+        Command::Catalogue { schemas, out } => {
+            let markdown = crate::catalogue::render(&schemas).map_err(anyhow::Error::msg)?;
+            std::fs::write(&out, markdown).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+        Command::Bench { which: BenchWhich::Relay { brokers, events, rate, seconds } } => {
+            let Some(brokers) = brokers.or_else(|| config.kafka.as_ref().map(|k| k.brokers.clone())) else {
+                anyhow::bail!("bench relay needs --brokers or CHARGELEDGER_KAFKA_BROKERS");
+            };
+            crate::bench_relay::relay(&config.database_url, &brokers, events, rate, seconds).await?;
         }
         Command::Bench { which: BenchWhich::Append { seconds } } => {
             crate::bench::append(&config.database_url, seconds).await?;

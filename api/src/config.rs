@@ -43,6 +43,11 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_SMTP_FROM                  smtp_from             ChargeLedger <recibos@chargeledger.local>
   CHARGELEDGER_SESSION_START_TIMEOUT_SECS session_start_timeout_secs  120 (a charger that has not started by then: the payment is voided)
   CHARGELEDGER_QUEUE_RETRY_SCHEDULE_MS    queue_retry_schedule_ms  5000,30000,120000,600000,1800000,3600000,7200000
+  CHARGELEDGER_KAFKA_BROKERS              kafka_brokers         none; host:port[,…]: publish the log to Kafka (relay role, and part of serve)
+  CHARGELEDGER_KAFKA_TOPIC_PREFIX         kafka_topic_prefix    chargeledger (topics are PREFIX.<stream category>)
+  CHARGELEDGER_KAFKA_PARTITIONS           kafka_partitions      6 (for topics the relay creates)
+  CHARGELEDGER_KAFKA_REPLICATION          kafka_replication     1 (for topics the relay creates)
+  CHARGELEDGER_KAFKA_PROPERTIES           kafka_properties      none; extra librdkafka settings, k=v,k=v (security.protocol, sasl.*)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -78,6 +83,8 @@ pub struct Config {
     pub smtp_from: String,
     /// Charge orchestration settings.
     pub sessions: commands::sessions::SessionConfig,
+    /// Kafka relay settings; `None` runs without Kafka (the embedded default).
+    pub kafka: Option<gateways::kafka::KafkaConfig>,
     /// Tracing filter.
     pub log: String,
     /// `text` or `json`.
@@ -119,6 +126,11 @@ struct FileConfig {
     smtp_from: Option<String>,
     session_start_timeout_secs: Option<u64>,
     queue_retry_schedule_ms: Option<String>,
+    kafka_brokers: Option<String>,
+    kafka_topic_prefix: Option<String>,
+    kafka_partitions: Option<i32>,
+    kafka_replication: Option<i32>,
+    kafka_properties: Option<String>,
 }
 
 /// Which payment gateway, and how to reach and trust Pagar.me.
@@ -319,7 +331,43 @@ impl Config {
             }
         }
         sessions.command_timeout_ms = ocpp.call_timeout.as_millis() as i64;
+        let kafka = match env("CHARGELEDGER_KAFKA_BROKERS").or(f.kafka_brokers) {
+            None => None,
+            Some(brokers) => {
+                let mut k = gateways::kafka::KafkaConfig::new(brokers);
+                if let Some(prefix) = env("CHARGELEDGER_KAFKA_TOPIC_PREFIX").or(f.kafka_topic_prefix) {
+                    let valid = !prefix.is_empty()
+                        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                    if !valid {
+                        return Err(ConfigError("CHARGELEDGER_KAFKA_TOPIC_PREFIX may hold only [a-zA-Z0-9._-]".into()));
+                    }
+                    k.topic_prefix = prefix;
+                }
+                if let Some(p) =
+                    parse("CHARGELEDGER_KAFKA_PARTITIONS", env("CHARGELEDGER_KAFKA_PARTITIONS"))?.or(f.kafka_partitions)
+                {
+                    k.partitions = p.max(1);
+                }
+                if let Some(r) = parse("CHARGELEDGER_KAFKA_REPLICATION", env("CHARGELEDGER_KAFKA_REPLICATION"))?
+                    .or(f.kafka_replication)
+                {
+                    k.replication = r.max(1);
+                }
+                if let Some(props) = env("CHARGELEDGER_KAFKA_PROPERTIES").or(f.kafka_properties) {
+                    for pair in props.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let Some((key, value)) = pair.split_once('=') else {
+                            return Err(ConfigError(format!(
+                                "CHARGELEDGER_KAFKA_PROPERTIES: {pair:?} is not key=value"
+                            )));
+                        };
+                        k.extra.push((key.trim().to_owned(), value.trim().to_owned()));
+                    }
+                }
+                Some(k)
+            }
+        };
         Ok(Self {
+            kafka,
             smtp_url: env("CHARGELEDGER_SMTP_URL").or(f.smtp_url).map(SecretString::from),
             smtp_from: env("CHARGELEDGER_SMTP_FROM")
                 .or(f.smtp_from)
@@ -372,6 +420,7 @@ impl Config {
             smtp_url: None,
             smtp_from: "ChargeLedger <recibos@chargeledger.local>".into(),
             sessions: commands::sessions::SessionConfig::default(),
+            kafka: None,
             log: "warn".into(),
             log_format: "text".into(),
         }

@@ -4,6 +4,8 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod bench_ocpp;
+pub mod bench_relay;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod directory;

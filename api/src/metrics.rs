@@ -28,6 +28,10 @@ pub struct Metrics {
     pub log_head: prometheus::IntGauge,
     /// Charge-session queue items by queue and state (computed at scrape time).
     pub session_queue: IntGaugeVec,
+    /// Events the Kafka relay has still to publish (when Kafka is configured).
+    pub relay_lag: prometheus::IntGauge,
+    /// The Kafka relay's checkpoint position.
+    pub relay_checkpoint: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -63,6 +67,12 @@ impl Metrics {
             &["queue", "state"],
         )?;
         registry.register(Box::new(session_queue.clone()))?;
+        let relay_lag =
+            prometheus::IntGauge::new("relay_lag_events", "Events in the log the Kafka relay has not published")?;
+        let relay_checkpoint =
+            prometheus::IntGauge::new("relay_checkpoint_position", "Last global position the Kafka relay published")?;
+        registry.register(Box::new(relay_lag.clone()))?;
+        registry.register(Box::new(relay_checkpoint.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
@@ -78,6 +88,8 @@ impl Metrics {
             projector_checkpoint,
             log_head,
             session_queue,
+            relay_lag,
+            relay_checkpoint,
         })
     }
 

@@ -28,4 +28,6 @@ pub struct AppState {
     pub payments: commands::payments::Payments,
     /// Charge sessions (orchestration, queues).
     pub sessions: commands::sessions::Sessions,
+    /// A Kafka client for health checks, when Kafka is configured.
+    pub kafka: Option<gateways::kafka::KafkaProbe>,
 }

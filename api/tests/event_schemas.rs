@@ -66,3 +66,22 @@ fn every_committed_schema_has_an_example_that_validates_and_decodes() {
         "a schema file without a current type (old versions need an upcaster test)"
     );
 }
+
+#[test]
+fn committed_event_catalogue_is_current() {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md"));
+    let rendered = chargeledger_api::catalogue::render(&dir()).unwrap_or_else(|e| panic!("{e}"));
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: run `chargeledger catalogue` to write it", path.display()));
+    if rendered != committed {
+        let line = rendered
+            .lines()
+            .zip(committed.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| rendered.lines().count().min(committed.lines().count()) + 1, |i| i + 1);
+        panic!(
+            "docs/events.md is not what the event schemas render (first difference at line {line}): run \
+             `chargeledger catalogue` (./scripts/chargeledger catalogue) and commit docs/events.md"
+        );
+    }
+}

@@ -9,5 +9,6 @@
 //! - `webhooks` and `email`: deliveries driven by the log (issues 5 and 7).
 
 pub mod email;
+pub mod kafka;
 pub mod ocpp;
 pub mod payments;

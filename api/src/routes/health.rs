@@ -51,6 +51,12 @@ pub struct DetailedHealth {
     pub uptime_seconds: u64,
     /// Postgres (event log and read models).
     pub postgres: ComponentHealth,
+    /// Kafka, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<ComponentHealth>,
+    /// The Kafka relay's checkpoint and lag, when Kafka is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<ProjectorHealth>,
     /// Last readable global position of the log.
     pub log_head_position: Option<i64>,
     /// Projectors with their lag.
@@ -67,6 +73,28 @@ pub async fn health() -> Json<HealthStatus> {
 #[utoipa::path(get, path = "/health/live", tag = "Health", responses((status = 200, body = HealthStatus)))]
 pub async fn live() -> Json<HealthStatus> {
     Json(HealthStatus { status: "ok" })
+}
+
+/// Kafka answers a metadata request (only when configured).
+async fn ping_kafka(state: &AppState) -> Option<ComponentHealth> {
+    let probe = state.kafka.as_ref()?;
+    let started = Instant::now();
+    Some(match probe.ping(Duration::from_secs(2)).await {
+        Ok(_) => ComponentHealth { status: "up", latency_ms: Some(started.elapsed().as_millis() as u64), error: None },
+        Err(e) => ComponentHealth { status: "down", latency_ms: None, error: Some(e) },
+    })
+}
+
+/// The relay's checkpoint and how many events it has still to publish.
+async fn relay_health(state: &AppState) -> Result<Option<ProjectorHealth>, ApiError> {
+    if state.kafka.is_none() {
+        return Ok(None);
+    }
+    let checkpoint = gateways::kafka::checkpoint(&state.store).await?;
+    let lag = state.store.count_after(checkpoint, 1_000_000).await.map_err(ApiError::internal)?;
+    state.metrics.relay_lag.set(lag);
+    state.metrics.relay_checkpoint.set(checkpoint);
+    Ok(Some(ProjectorHealth { name: gateways::kafka::CHECKPOINT.into(), checkpoint, lag_events: lag }))
 }
 
 async fn ping(state: &AppState) -> ComponentHealth {
@@ -86,13 +114,15 @@ async fn ping(state: &AppState) -> ComponentHealth {
     (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
     let pg = ping(&state).await;
-    match pg.error {
-        None => Ok(Json(HealthStatus { status: "ok" })),
-        Some(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::Unavailable("postgres is unreachable".into()))
-        }
+    if let Some(e) = pg.error {
+        tracing::warn!(error = %e, "readiness check failed");
+        return Err(ApiError::Unavailable("postgres is unreachable".into()));
     }
+    if let Some(ComponentHealth { error: Some(e), .. }) = ping_kafka(&state).await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return Err(ApiError::Unavailable("kafka is unreachable".into()));
+    }
+    Ok(Json(HealthStatus { status: "ok" }))
 }
 
 /// Refreshes the log and projector gauges and returns the projectors' health.
@@ -139,8 +169,13 @@ pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
     let up = postgres.error.is_none();
     let projectors = if up { projector_health(&state).await.unwrap_or_default() } else { vec![] };
     let head = if up { state.store.head_position().await.ok() } else { None };
+    let kafka = ping_kafka(&state).await;
+    let relay = if up { relay_health(&state).await.ok().flatten() } else { None };
+    let kafka_up = kafka.as_ref().is_none_or(|k| k.error.is_none());
     let body = DetailedHealth {
-        status: if up { "ok" } else { "degraded" },
+        kafka,
+        relay,
+        status: if up && kafka_up { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
         postgres,
@@ -156,6 +191,9 @@ pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(error) = projector_health(&state).await {
         tracing::warn!(%error, "projector lag unavailable for metrics");
+    }
+    if let Err(error) = relay_health(&state).await {
+        tracing::warn!(%error, "relay lag unavailable for metrics");
     }
     if let Err(error) = session_queues(&state).await {
         tracing::warn!(%error, "session queue sizes unavailable for metrics");

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod charger;
+pub mod kafka;
 pub mod pagarme;
 pub mod smtp;
 
