@@ -56,6 +56,7 @@ async fn baseline(config: &KafkaConfig, store: &EventStore, count: usize) -> any
     let events = store.read_all(0, count as i64).await?;
     let producer = gateways::kafka::producer(config)?;
     let topic = config.topic("baseline");
+    gateways::kafka::create_topic(&gateways::kafka::admin(config)?, config, &topic).await?;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(events.len());
     for e in &events {
@@ -100,10 +101,7 @@ pub async fn relay(database_url: &str, brokers: &str, events: usize, rate: u64, 
     // Backlog: the relay drains what is already in the log.
     let mut relay = Relay::new(store.clone(), config.clone())?;
     let started = Instant::now();
-    let mut published = 0;
-    while published < events {
-        published += relay.publish_batch().await?;
-    }
+    let published = relay.publish_available().await?;
     let relay_eps = published as f64 / started.elapsed().as_secs_f64();
     println!("{:<44} {:>12} {:>12} {:>7}", "backlog drain", "relay ev/s", "bare ev/s", "ratio");
     println!(
@@ -114,7 +112,8 @@ pub async fn relay(database_url: &str, brokers: &str, events: usize, rate: u64, 
 
     // Steady load: appends at `rate` while the relay runs; lag sampled every 50 ms.
     let shutdown = CancellationToken::new();
-    let relay_task = tokio::spawn(Relay::new(store.clone(), config.clone())?.run(shutdown.clone()));
+    // The same relay, warm (connected, topics known), as it would be in a running process.
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (store, stop) = (store.clone(), stop.clone());

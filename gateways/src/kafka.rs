@@ -9,12 +9,18 @@
 //!   `ce_source`, `ce_time`, `ce_subject` (stream id), `content-type`, and the
 //!   extensions `ce_position` (global log position), `ce_correlationid`,
 //!   `ce_causationid` and `ce_companyid` when set.
-//! - An idempotent producer (`enable.idempotence`, `acks=all`). The checkpoint
-//!   moves only past events whose delivery the broker confirmed, so after a
-//!   crash the relay resumes there: nothing is lost, and an event may arrive
-//!   twice — consumers dedupe by `ce_id`.
+//! - An idempotent producer (`enable.idempotence`, `acks=all`) that retries
+//!   without a time limit, so what reaches a partition is always a prefix of
+//!   what was sent to it, in order: a broker outage stalls the relay (its lag
+//!   grows) rather than leaving a gap. The checkpoint moves only past events
+//!   whose delivery the broker confirmed, so after a crash the relay resumes
+//!   there: nothing is lost, and an event may arrive twice — consumers dedupe
+//!   by `ce_id`, after which each key's events are in order.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    time::Duration,
+};
 
 use chrono::SecondsFormat;
 use commands::{EventStore, RecordedEvent, StoreError};
@@ -45,7 +51,9 @@ pub struct KafkaConfig {
     pub replication: i32,
     /// Events read and published per round.
     pub batch: i64,
-    /// How long librdkafka keeps retrying one message before it reports failure.
+    /// How long librdkafka keeps retrying one message before it reports
+    /// failure; zero (the default) retries until delivered, so that with the
+    /// idempotent producer a partition never has a gap.
     pub message_timeout: Duration,
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …).
     pub extra: Vec<(String, String)>,
@@ -60,7 +68,7 @@ impl KafkaConfig {
             partitions: 6,
             replication: 1,
             batch: 1000,
-            message_timeout: Duration::from_secs(30),
+            message_timeout: Duration::ZERO,
             extra: Vec::new(),
         }
     }
@@ -193,6 +201,38 @@ impl KafkaProbe {
     }
 }
 
+/// Creates `topic` with the configured partitions and replication (an
+/// existing topic is left as it is).
+pub async fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<(), RelayError> {
+    let new = NewTopic::new(topic, config.partitions, TopicReplication::Fixed(config.replication));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics([&new], &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(RelayError::Topic(name, code.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// An admin client for `config`.
+pub fn admin(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    config.client().create()
+}
+
+/// Batches handed to librdkafka whose delivery reports are still awaited.
+const IN_FLIGHT: usize = 4;
+
+/// Events handed to librdkafka, with their delivery reports to come.
+struct Batch {
+    last: i64,
+    deliveries: Vec<(i64, DeliveryFuture)>,
+}
+
 /// Publishes the log.
 pub struct Relay {
     store: EventStore,
@@ -211,64 +251,48 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     /// A relay for `config` (no connection is made until it runs).
     pub fn new(store: EventStore, config: KafkaConfig) -> Result<Self, KafkaError> {
-        Ok(Self {
-            producer: producer(&config)?,
-            admin: config.client().create()?,
-            store,
-            config,
-            topics: HashSet::new(),
-        })
+        Ok(Self { producer: producer(&config)?, admin: admin(&config)?, store, config, topics: HashSet::new() })
     }
 
     async fn ensure_topic(&mut self, topic: &str) -> Result<(), RelayError> {
         if self.topics.contains(topic) {
             return Ok(());
         }
-        let new = NewTopic::new(topic, self.config.partitions, TopicReplication::Fixed(self.config.replication));
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        for result in self.admin.create_topics([&new], &options).await? {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => return Err(RelayError::Topic(name, code.to_string())),
-            }
-        }
+        create_topic(&self.admin, &self.config, topic).await?;
         self.topics.insert(topic.to_owned());
         Ok(())
     }
 
-    /// Publishes the next batch after the checkpoint and moves the checkpoint
-    /// past every event the broker confirmed. Returns how many were published.
-    pub async fn publish_batch(&mut self) -> Result<usize, RelayError> {
-        let after = checkpoint(&self.store).await?;
+    /// Reads the events after `after` and hands them to librdkafka in log
+    /// order. `None` when there is nothing to read.
+    async fn send_batch(&mut self, after: i64) -> Result<Option<Batch>, RelayError> {
         let events = self.store.read_all(after, self.config.batch).await?;
-        if events.is_empty() {
-            return Ok(0);
-        }
+        let Some(last) = events.last().map(|e| e.position) else { return Ok(None) };
         let categories: HashSet<&str> = events.iter().map(RecordedEvent::category).collect();
         for category in categories {
             self.ensure_topic(&self.config.topic(category)).await?;
         }
-        let mut deliveries: Vec<(i64, DeliveryFuture)> = Vec::with_capacity(events.len());
-        let mut failure = None;
+        let mut deliveries = Vec::with_capacity(events.len());
         for event in &events {
-            match self.enqueue(event).await {
-                Ok(delivery) => deliveries.push((event.position, delivery)),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+            deliveries.push((event.position, self.enqueue(event).await?));
         }
-        // In order: the checkpoint only ever covers a prefix of confirmed events.
-        let mut confirmed = after;
+        Ok(Some(Batch { last, deliveries }))
+    }
+
+    /// Waits for a batch's delivery reports, in order, and moves the checkpoint
+    /// over the confirmed prefix. Returns how many were confirmed.
+    async fn confirm(&self, batch: Batch) -> Result<usize, RelayError> {
+        let mut confirmed = None;
         let mut count = 0;
-        for (position, delivery) in deliveries {
+        let mut failure = None;
+        for (position, delivery) in batch.deliveries {
             match delivery.await {
-                Ok(Ok(_)) if failure.is_none() => {
-                    confirmed = position;
-                    count += 1;
+                Ok(Ok(_)) => {
+                    if failure.is_none() {
+                        confirmed = Some(position);
+                        count += 1;
+                    }
                 }
-                Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
                     failure.get_or_insert(RelayError::Kafka(e));
                 }
@@ -277,12 +301,38 @@ impl Relay {
                 }
             }
         }
-        if confirmed > after {
-            save(&self.store, confirmed).await?;
+        if let Some(position) = confirmed {
+            save(&self.store, position).await?;
         }
         match failure {
             Some(e) => Err(e),
             None => Ok(count),
+        }
+    }
+
+    /// Publishes everything readable after the checkpoint, keeping up to
+    /// [`IN_FLIGHT`] batches in flight (reading the next while the broker
+    /// acknowledges the previous); the checkpoint only ever covers a prefix of
+    /// confirmed events. Returns how many were published.
+    pub async fn publish_available(&mut self) -> Result<usize, RelayError> {
+        let mut cursor = checkpoint(&self.store).await?;
+        let mut in_flight: VecDeque<Batch> = VecDeque::new();
+        let mut published = 0;
+        let mut exhausted = false;
+        loop {
+            while !exhausted && in_flight.len() < IN_FLIGHT {
+                match self.send_batch(cursor).await? {
+                    Some(batch) => {
+                        cursor = batch.last;
+                        in_flight.push_back(batch);
+                    }
+                    None => exhausted = true,
+                }
+            }
+            match in_flight.pop_front() {
+                Some(batch) => published += self.confirm(batch).await?,
+                None => return Ok(published),
+            }
         }
     }
 
@@ -314,7 +364,11 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         loop {
             wakeups.mark_unchanged();
-            let waited = match self.publish_batch().await {
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                outcome = self.publish_available() => outcome,
+            };
+            let waited = match outcome {
                 Ok(0) => match self.store.held_back_after(checkpoint(&self.store).await.unwrap_or(0)).await {
                     // An older transaction holds events back: poll briefly.
                     Ok(true) => Some(Duration::from_millis(10)),
