@@ -75,10 +75,10 @@ ensure_postgres() {
 }
 
 # A Python venv (.venv): the PyPI `ocpp` package (the tests' charge points) and
-# aiosmtpd (the tests' SMTP sink).
+# aiosmtpd (the tests' SMTP sink) and standardwebhooks (verifies our webhook signatures).
 ensure_test_venv() {
   local venv=".venv"
-  local want="ocpp==2.1.0 websockets==17.4 aiosmtpd==1.4.6"
+  local want="ocpp==2.1.0 websockets==17.4 aiosmtpd==1.4.6 standardwebhooks==1.1.0"
   if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ]; then
     export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
     return 0

@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     metrics::{self, Metrics},
     openapi,
-    routes::{charge, health, ocpp, payments, terminals},
+    routes::{charge, health, ocpp, payments, terminals, webhooks},
     state::AppState,
 };
 
@@ -88,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/adhoc-charges/{id}", get(charge::adhoc_get))
         .route("/v1/adhoc-charges/{id}/progress", put(charge::adhoc_progress))
         .route("/v1/adhoc-charges/{id}/complete", post(charge::adhoc_complete))
+        .route("/api/v1/webhooks", post(webhooks::register).get(webhooks::list))
+        .route("/api/v1/webhooks/{id}", get(webhooks::get).put(webhooks::update).delete(webhooks::deactivate))
+        .route("/api/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/api/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/api/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -162,7 +167,18 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         Some(k) => Some(gateways::kafka::KafkaProbe::new(k).context("CHARGELEDGER_KAFKA_BROKERS / _PROPERTIES")?),
         None => None,
     };
+    let webhook_sender = Arc::new(
+        gateways::webhooks::HttpWebhookSender::new(config.webhook_allow_private).context("webhook HTTP client")?,
+    );
+    let webhooks = commands::webhooks::Webhooks::new(
+        store.clone(),
+        webhook_sender.clone(),
+        config.webhooks.clone(),
+        config.clock.clone(),
+    );
     Ok(AppState {
+        webhooks,
+        webhook_sender,
         kafka,
         sessions,
         payments,
@@ -239,10 +255,12 @@ pub fn spawn_signals(tasks: &mut JoinSet<()>, store: &EventStore, shutdown: &Can
 }
 
 /// Runs the workers: the session manager (reactions to chargers and payments;
-/// settlement, refund and receipt queues) and the payment reconciler (intents
+/// settlement, refund and receipt queues), the webhook scheduler and
+/// dispatcher, and the payment reconciler (intents
 /// whose gateway outcome is unknown, or a PIX waiting for payment).
 pub fn spawn_workers(tasks: &mut JoinSet<()>, state: &AppState, shutdown: &CancellationToken) {
     tasks.spawn(state.sessions.clone().run(shutdown.clone(), std::time::Duration::from_millis(250)));
+    tasks.spawn(state.webhooks.clone().run(shutdown.clone(), std::time::Duration::from_millis(250)));
     let (payments, interval, shutdown) =
         (state.payments.clone(), state.config.payments.reconcile_interval, shutdown.clone());
     // Leave alone what a request is still waiting on.

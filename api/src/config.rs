@@ -48,6 +48,9 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_KAFKA_PARTITIONS           kafka_partitions      6 (for topics the relay creates)
   CHARGELEDGER_KAFKA_REPLICATION          kafka_replication     1 (for topics the relay creates)
   CHARGELEDGER_KAFKA_PROPERTIES           kafka_properties      none; extra librdkafka settings, k=v,k=v (security.protocol, sasl.*)
+  CHARGELEDGER_WEBHOOK_TIMEOUT_MS         webhook_timeout_ms    15000 (per delivery attempt)
+  CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS  webhook_retry_schedule_ms  5000,300000,1800000,7200000,18000000,36000000,36000000
+  CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -85,6 +88,12 @@ pub struct Config {
     pub sessions: commands::sessions::SessionConfig,
     /// Kafka relay settings; `None` runs without Kafka (the embedded default).
     pub kafka: Option<gateways::kafka::KafkaConfig>,
+    /// Webhook delivery settings.
+    pub webhooks: commands::webhooks::WebhookConfig,
+    /// Whether webhooks may target loopback and private addresses.
+    pub webhook_allow_private: bool,
+    /// The clock of schedules (tests move it forward).
+    pub clock: commands::clock::Clock,
     /// Tracing filter.
     pub log: String,
     /// `text` or `json`.
@@ -131,6 +140,9 @@ struct FileConfig {
     kafka_partitions: Option<i32>,
     kafka_replication: Option<i32>,
     kafka_properties: Option<String>,
+    webhook_timeout_ms: Option<u64>,
+    webhook_retry_schedule_ms: Option<String>,
+    webhook_allow_private: Option<bool>,
 }
 
 /// Which payment gateway, and how to reach and trust Pagar.me.
@@ -366,7 +378,31 @@ impl Config {
                 Some(k)
             }
         };
+        let mut webhooks = commands::webhooks::WebhookConfig::default();
+        if let Some(ms) =
+            parse("CHARGELEDGER_WEBHOOK_TIMEOUT_MS", env("CHARGELEDGER_WEBHOOK_TIMEOUT_MS"))?.or(f.webhook_timeout_ms)
+        {
+            webhooks.timeout = Duration::from_millis(ms.clamp(100, 60_000));
+        }
+        if let Some(list) = env("CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS").or(f.webhook_retry_schedule_ms) {
+            let parsed: Result<Vec<u64>, _> = list.split(',').map(|v| v.trim().parse::<u64>()).collect();
+            match parsed {
+                Ok(ms) if !ms.is_empty() => webhooks.schedule = ms.into_iter().map(Duration::from_millis).collect(),
+                _ => {
+                    return Err(ConfigError(
+                        "CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS must be a comma-separated list of milliseconds".into(),
+                    ))
+                }
+            }
+        }
+        let webhook_allow_private =
+            parse("CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE", env("CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE"))?
+                .or(f.webhook_allow_private)
+                .unwrap_or(false);
         Ok(Self {
+            webhooks,
+            webhook_allow_private,
+            clock: commands::clock::Clock::default(),
             kafka,
             smtp_url: env("CHARGELEDGER_SMTP_URL").or(f.smtp_url).map(SecretString::from),
             smtp_from: env("CHARGELEDGER_SMTP_FROM")
@@ -421,6 +457,9 @@ impl Config {
             smtp_from: "ChargeLedger <recibos@chargeledger.local>".into(),
             sessions: commands::sessions::SessionConfig::default(),
             kafka: None,
+            webhooks: commands::webhooks::WebhookConfig::default(),
+            webhook_allow_private: true,
+            clock: commands::clock::Clock::default(),
             log: "warn".into(),
             log_format: "text".into(),
         }

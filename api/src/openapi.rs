@@ -33,6 +33,9 @@ impl Modify for Security {
         charge::start, charge::stop, charge::get, charge::events, charge::refund,
         charge::adhoc_start, charge::adhoc_progress, charge::adhoc_complete, charge::adhoc_get, charge::adhoc_list,
         health::health, health::ready, health::live, health::detailed, health::metrics,
+        crate::routes::webhooks::register, crate::routes::webhooks::list, crate::routes::webhooks::get,
+        crate::routes::webhooks::update, crate::routes::webhooks::deactivate, crate::routes::webhooks::deliveries,
+        crate::routes::webhooks::test, crate::routes::webhooks::rotate_secret,
     ),
     modifiers(&Security),
     tags((name = "Terminals", description = "Terminal registration, health, and status"),
@@ -40,6 +43,7 @@ impl Modify for Security {
          (name = "Payments", description = "Payment intent lifecycle (create → authorize → capture/void), wallets, Pagar.me webhooks"),
          (name = "Charge orchestration", description = "Start and stop charging with pre-authorization and late capture (seed 001)"),
          (name = "Charges", description = "Ad-hoc EV charging sessions"),
+         (name = "Webhooks", description = "Webhook subscription and delivery management (Standard Webhooks signatures)"),
          (name = "Health", description = "Health checks and readiness probes"))
 )]
 pub struct ApiDoc;

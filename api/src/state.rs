@@ -28,6 +28,10 @@ pub struct AppState {
     pub payments: commands::payments::Payments,
     /// Charge sessions (orchestration, queues).
     pub sessions: commands::sessions::Sessions,
+    /// Webhook subscriptions and deliveries.
+    pub webhooks: commands::webhooks::Webhooks,
+    /// Why a URL may not be a webhook target (the sender's guard).
+    pub webhook_sender: Arc<gateways::webhooks::HttpWebhookSender>,
     /// A Kafka client for health checks, when Kafka is configured.
     pub kafka: Option<gateways::kafka::KafkaProbe>,
 }

@@ -9,6 +9,7 @@
 
 pub mod announce;
 pub mod audit;
+pub mod clock;
 pub mod handler;
 pub mod hashing;
 pub mod ocpp_commands;
@@ -17,6 +18,7 @@ pub mod seal;
 pub mod sessions;
 pub mod store;
 pub mod terminals;
+pub mod webhooks;
 
 pub use handler::{CommandContext, CommandError, Executed};
 pub use store::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite};

@@ -20,6 +20,7 @@ pub mod schema;
 pub mod session;
 pub mod terminal;
 pub mod wallet;
+pub mod webhook;
 
 pub use aggregate::Aggregate;
 pub use error::{DomainError, FieldError};

@@ -14,6 +14,7 @@ use crate::{
     session::SessionEvent,
     terminal::TerminalEvent,
     wallet::WalletEvent,
+    webhook::{DeliveryEvent, WebhookEvent},
     DomainEvent,
 };
 
@@ -73,6 +74,8 @@ pub fn declared_types() -> Vec<&'static str> {
         PaymentIntentEvent::TYPES,
         WalletEvent::TYPES,
         SessionEvent::TYPES,
+        WebhookEvent::TYPES,
+        DeliveryEvent::TYPES,
     ]
     .concat()
 }
@@ -87,6 +90,8 @@ pub fn all() -> Vec<EventSchema> {
     all.extend(variants::<PaymentIntentEvent>());
     all.extend(variants::<WalletEvent>());
     all.extend(variants::<SessionEvent>());
+    all.extend(variants::<WebhookEvent>());
+    all.extend(variants::<DeliveryEvent>());
     all
 }
 
@@ -101,6 +106,8 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
         Some("charge_session") => SessionEvent::from_record(event_type, version, payload).map(drop),
         Some("wallet") => WalletEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp_command") => OcppCommandEvent::from_record(event_type, version, payload).map(drop),
+        Some("webhook") => WebhookEvent::from_record(event_type, version, payload).map(drop),
+        Some("webhook_delivery") => DeliveryEvent::from_record(event_type, version, payload).map(drop),
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),
     }
 }

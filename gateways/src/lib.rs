@@ -12,3 +12,4 @@ pub mod email;
 pub mod kafka;
 pub mod ocpp;
 pub mod payments;
+pub mod webhooks;

@@ -9,6 +9,7 @@ pub mod payments;
 pub mod runtime;
 pub mod sessions;
 pub mod terminals;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(ocpp::OcppProjector),
         Arc::new(payments::PaymentsProjector),
         Arc::new(sessions::SessionsProjector),
+        Arc::new(webhooks::WebhooksProjector),
     ]
 }
 

@@ -5,6 +5,7 @@ pub mod health;
 pub mod ocpp;
 pub mod payments;
 pub mod terminals;
+pub mod webhooks;
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
