@@ -88,6 +88,25 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/adhoc-charges/{id}", get(charge::adhoc_get))
         .route("/v1/adhoc-charges/{id}/progress", put(charge::adhoc_progress))
         .route("/v1/adhoc-charges/{id}/complete", post(charge::adhoc_complete))
+        .route(
+            "/v1/charging-infrastructure/mappings",
+            get(crate::routes::infrastructure::list_mappings).post(crate::routes::infrastructure::create_mapping),
+        )
+        .route(
+            "/v1/charging-infrastructure/mappings/{id}",
+            get(crate::routes::infrastructure::get_mapping)
+                .patch(crate::routes::infrastructure::update_mapping)
+                .delete(crate::routes::infrastructure::delete_mapping),
+        )
+        .route("/v1/charging-infrastructure/mappings/{id}/test", post(crate::routes::infrastructure::test_mapping))
+        .route("/v1/charging-infrastructure/connectors", get(crate::routes::infrastructure::connectors))
+        .route("/v1/charging-infrastructure/connectors/summary", get(crate::routes::infrastructure::connector_summary))
+        .route("/v1/charging-infrastructure/adapters/health", get(crate::routes::infrastructure::adapter_health))
+        .route("/v1/charging-infrastructure/config", get(crate::routes::infrastructure::get_config))
+        .route(
+            "/v1/charging-infrastructure/config/{adapter_type}",
+            axum::routing::patch(crate::routes::infrastructure::update_config),
+        )
         .route("/api/v1/webhooks", post(webhooks::register).get(webhooks::list))
         .route("/api/v1/webhooks/{id}", get(webhooks::get).put(webhooks::update).delete(webhooks::deactivate))
         .route("/api/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))

@@ -51,6 +51,7 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_WEBHOOK_TIMEOUT_MS         webhook_timeout_ms    15000 (per delivery attempt)
   CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS  webhook_retry_schedule_ms  5000,300000,1800000,7200000,18000000,36000000,36000000
   CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses)
+  CHARGELEDGER_SECRETS_KEY                secrets_key           the JWT secret; key for stored CPMS credentials (set it, and keep it, in production)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -92,6 +93,8 @@ pub struct Config {
     pub webhooks: commands::webhooks::WebhookConfig,
     /// Whether webhooks may target loopback and private addresses.
     pub webhook_allow_private: bool,
+    /// Key material for stored CPMS credentials (falls back to the JWT secret).
+    pub secrets_key: Option<SecretString>,
     /// The clock of schedules (tests move it forward).
     pub clock: commands::clock::Clock,
     /// Tracing filter.
@@ -143,6 +146,7 @@ struct FileConfig {
     webhook_timeout_ms: Option<u64>,
     webhook_retry_schedule_ms: Option<String>,
     webhook_allow_private: Option<bool>,
+    secrets_key: Option<String>,
 }
 
 /// Which payment gateway, and how to reach and trust Pagar.me.
@@ -400,6 +404,7 @@ impl Config {
                 .or(f.webhook_allow_private)
                 .unwrap_or(false);
         Ok(Self {
+            secrets_key: env("CHARGELEDGER_SECRETS_KEY").or(f.secrets_key).map(SecretString::from),
             webhooks,
             webhook_allow_private,
             clock: commands::clock::Clock::default(),
@@ -459,6 +464,7 @@ impl Config {
             kafka: None,
             webhooks: commands::webhooks::WebhookConfig::default(),
             webhook_allow_private: true,
+            secrets_key: None,
             clock: commands::clock::Clock::default(),
             log: "warn".into(),
             log_format: "text".into(),

@@ -37,6 +37,7 @@ impl Modify for Security {
         crate::routes::webhooks::update, crate::routes::webhooks::deactivate, crate::routes::webhooks::deliveries,
         crate::routes::webhooks::test, crate::routes::webhooks::rotate_secret,
     ),
+    nest((path = "/v1/charging-infrastructure", api = crate::routes::infrastructure::InfrastructureApi)),
     modifiers(&Security),
     tags((name = "Terminals", description = "Terminal registration, health, and status"),
          (name = "Charger commands", description = "OCPP commands to chargers (remote start/stop, smart charging, …) and their live state"),

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod clock;
 pub mod handler;
 pub mod hashing;
+pub mod infrastructure;
 pub mod ocpp_commands;
 pub mod payments;
 pub mod seal;

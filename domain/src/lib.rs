@@ -13,6 +13,7 @@ pub mod charger;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod infrastructure;
 pub mod log;
 pub mod money;
 pub mod payment;

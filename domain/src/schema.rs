@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     charger::{command::OcppCommandEvent, ChargerEvent, OcppFrameEvent},
+    infrastructure::{CpmsConfigEvent, CpmsMappingEvent, CpmsRegistryEvent},
     log::LogEvent,
     payment::PaymentIntentEvent,
     session::SessionEvent,
@@ -74,6 +75,9 @@ pub fn declared_types() -> Vec<&'static str> {
         PaymentIntentEvent::TYPES,
         WalletEvent::TYPES,
         SessionEvent::TYPES,
+        CpmsMappingEvent::TYPES,
+        CpmsRegistryEvent::TYPES,
+        CpmsConfigEvent::TYPES,
         WebhookEvent::TYPES,
         DeliveryEvent::TYPES,
     ]
@@ -90,6 +94,9 @@ pub fn all() -> Vec<EventSchema> {
     all.extend(variants::<PaymentIntentEvent>());
     all.extend(variants::<WalletEvent>());
     all.extend(variants::<SessionEvent>());
+    all.extend(variants::<CpmsMappingEvent>());
+    all.extend(variants::<CpmsRegistryEvent>());
+    all.extend(variants::<CpmsConfigEvent>());
     all.extend(variants::<WebhookEvent>());
     all.extend(variants::<DeliveryEvent>());
     all
@@ -106,6 +113,9 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
         Some("charge_session") => SessionEvent::from_record(event_type, version, payload).map(drop),
         Some("wallet") => WalletEvent::from_record(event_type, version, payload).map(drop),
         Some("ocpp_command") => OcppCommandEvent::from_record(event_type, version, payload).map(drop),
+        Some("cpms_mapping") => CpmsMappingEvent::from_record(event_type, version, payload).map(drop),
+        Some("cpms_registry") => CpmsRegistryEvent::from_record(event_type, version, payload).map(drop),
+        Some("cpms_config") => CpmsConfigEvent::from_record(event_type, version, payload).map(drop),
         Some("webhook") => WebhookEvent::from_record(event_type, version, payload).map(drop),
         Some("webhook_delivery") => DeliveryEvent::from_record(event_type, version, payload).map(drop),
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),

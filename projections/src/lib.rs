@@ -4,6 +4,7 @@
 //! read-model writes, catch-up, live tail, rebuild-and-swap); each read model is
 //! a module with its projector and its queries.
 
+pub mod infrastructure;
 pub mod ocpp;
 pub mod payments;
 pub mod runtime;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(ocpp::OcppProjector),
         Arc::new(payments::PaymentsProjector),
         Arc::new(sessions::SessionsProjector),
+        Arc::new(infrastructure::InfrastructureProjector),
         Arc::new(webhooks::WebhooksProjector),
     ]
 }

@@ -2,6 +2,7 @@
 
 pub mod charge;
 pub mod health;
+pub mod infrastructure;
 pub mod ocpp;
 pub mod payments;
 pub mod terminals;

@@ -533,8 +533,75 @@ async def session201(base, cid, password, meter_stop="0", seconds="30"):
         done({"seen": cp.seen, "transactionId": cp.tx})
 
 
+class Infra16(CP16):
+    """A 1.6 charge point for the charging-infrastructure tests. MODE ok: accepts
+    TriggerMessage, then sends the Heartbeat it asked for; reject: refuses it;
+    silent: never answers it. On DataTransfer vendorId "chargeledger.test", messageId
+    "status" with data "<connector>:<status>[:<errorCode>]" it reports that status;
+    messageId "quit" ends the scenario (and the connection)."""
+
+    def __init__(self, *a, mode="ok", **kw):
+        super().__init__(*a, **kw)
+        self.mode = mode
+        self.triggers, self.heartbeats, self.statuses = 0, 0, []
+        self.quit = asyncio.Event()
+
+    async def route_message(self, raw):
+        message = json.loads(raw)
+        if self.mode == "silent" and message[0] == 2 and message[2] == "TriggerMessage":
+            self.triggers += 1  # heard, never answered
+            return
+        await super().route_message(raw)
+
+    @on(Action16.trigger_message)
+    async def trigger(self, requested_message, connector_id=None, **kw):
+        self.triggers += 1
+        return result16.TriggerMessage(status="Rejected" if self.mode == "reject" else "Accepted")
+
+    @after(Action16.trigger_message)
+    async def after_trigger(self, requested_message, connector_id=None, **kw):
+        if self.mode == "ok" and requested_message == "Heartbeat":
+            await self.call(call16.Heartbeat())
+            self.heartbeats += 1
+
+    @on(Action16.data_transfer)
+    async def data_transfer(self, vendor_id, message_id=None, data=None, **kw):
+        known = vendor_id == "chargeledger.test" and message_id in ("status", "quit")
+        return result16.DataTransfer(status="Accepted" if known else "UnknownVendorId")
+
+    @after(Action16.data_transfer)
+    async def after_data_transfer(self, vendor_id, message_id=None, data=None, **kw):
+        if vendor_id != "chargeledger.test":
+            return
+        if message_id == "status":
+            connector, status, *error = data.split(":")
+            await self.call(call16.StatusNotification(connector_id=int(connector), error_code=error[0] if error else "NoError",
+                                                      status=status, timestamp=now()))
+            self.statuses.append(data)
+        elif message_id == "quit":
+            self.quit.set()
+
+
+async def infra16(base, cid, password, mode="ok", seconds="90"):
+    async with connect(base, cid, password, "ocpp1.6") as ws:
+        cp = Infra16(cid, ws, response_timeout=10, mode=mode)
+        reader = asyncio.create_task(cp.start())
+        await boot16(cp)
+        for connector in (1, 2):
+            await cp.call(call16.StatusNotification(connector_id=connector, error_code="NoError", status="Available", timestamp=now()))
+        print("READY", flush=True)
+        try:
+            await asyncio.wait_for(cp.quit.wait(), float(seconds))
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(0.3)  # let the last answer go out
+        reader.cancel()
+    done({"triggers": cp.triggers, "heartbeats": cp.heartbeats, "statuses": cp.statuses})
+
+
 SCENARIOS = {"session16": session16, "session201": session201, "flow16": flow16, "serve16": serve16, "bad16": bad16, "flow201": flow201, "serve201": serve201,
-             "connect": try_connect, "bigframe": big_frame, "hold": hold}
+             "connect": try_connect, "bigframe": big_frame, "hold": hold,
+             "infra16": infra16}
 
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
