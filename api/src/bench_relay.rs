@@ -60,7 +60,7 @@ async fn baseline(config: &KafkaConfig, store: &EventStore, count: usize) -> any
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(events.len());
     for e in &events {
-        let payload = serde_json::to_vec(&e.payload)?;
+        let payload = serde_json::to_vec(&domain::schema::for_publication(&e.event_type, &e.payload))?;
         let mut record = FutureRecord::to(&topic)
             .key(&e.stream_id)
             .payload(&payload)

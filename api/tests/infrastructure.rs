@@ -520,6 +520,7 @@ async fn adapter_credentials_are_write_only_and_settings_are_validated(pool: PgP
         (json!({"timeoutMs": 120_001}), "timeoutMs"),
         (json!({"retries": 11}), "retries"),
         (json!({"retries": -1}), "retries"),
+        (json!({"timeoutMs": 60_000, "retries": 2}), "timeoutMs"),
         (json!({"credentials": {"bad name": "x"}}), "credentials"),
         (json!({"credentials": {"token": ""}}), "credentials.token"),
     ] {

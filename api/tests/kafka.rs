@@ -230,6 +230,8 @@ async fn serve_with_kafka_relays_and_reports_the_broker_in_health_and_metrics(po
     let received = consume(&broker.brokers, &["chargeledger.terminal"], 1, Duration::from_secs(60)).await;
     assert_eq!(received[0].headers["ce_type"], "terminal.registered.v1");
     assert_eq!(received[0].key, "terminal-EVSE-K1");
+    assert_eq!(received[0].payload["terminalId"], "EVSE-K1");
+    assert_eq!(received[0].payload["passwordHash"], Value::Null, "the charger password hash is not published");
 
     // The broker goes away: not ready, and the detail says why.
     broker.stop().await;

@@ -173,6 +173,7 @@ async fn subscriptions_sign_deliveries_that_an_independent_library_verifies(pool
     assert_eq!(first["body"]["type"], "terminal.registered");
     assert_eq!(first["body"]["subject"], "terminal-EVSE-W1");
     assert_eq!(first["body"]["data"]["terminalId"], "EVSE-W1");
+    assert_eq!(first["body"]["data"]["passwordHash"], Value::Null, "the charger password hash never leaves");
     assert!(first["id"].as_str().unwrap().starts_with("msg_"));
     let attempts = w.until_attempts(&id, 1).await;
     assert_eq!(

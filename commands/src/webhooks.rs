@@ -524,7 +524,7 @@ impl Webhooks {
     pub async fn dispatch_due(&self) -> Result<usize, CommandError> {
         let due: Vec<Uuid> = sqlx::query_scalar(
             "SELECT d.id FROM rm_webhooks.deliveries d JOIN rm_webhooks.subscriptions s ON s.id = d.subscription_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND s.status = 'active' \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND s.status = 'active' AND d.event_id IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM rm_webhooks.deliveries e WHERE e.subscription_id = d.subscription_id \
                                AND e.source_stream = d.source_stream AND e.status = 'pending' AND e.position < d.position) \
              ORDER BY d.next_attempt_at LIMIT $2",
@@ -551,21 +551,45 @@ impl Webhooks {
     }
 
     /// One attempt of one delivery, if it is still due (by its own stream, not
-    /// the read model) and no other worker holds it.
+    /// the read model) and no other worker holds its lease.
     async fn deliver(&self, id: Uuid) -> Result<bool, CommandError> {
-        let mut lock = self.store.pool().begin().await.map_err(StoreError::Database)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))")
-            .bind(format!("webhook_delivery:{id}"))
-            .fetch_one(&mut *lock)
-            .await
-            .map_err(StoreError::Database)?;
-        if !locked {
+        // A lease (not a held connection) keeps other workers off this delivery
+        // for the attempt's timeout; it is released when the outcome is recorded.
+        let holder = Uuid::now_v7();
+        let lease = self.config.timeout + Duration::from_secs(30);
+        let leased = sqlx::query(
+            "INSERT INTO webhook_leases (delivery_id, holder, until) VALUES ($1, $2, now() + $3 * interval '1 millisecond') \
+             ON CONFLICT (delivery_id) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until \
+               WHERE webhook_leases.until < now() RETURNING 1",
+        )
+        .bind(id)
+        .bind(holder)
+        .bind(lease.as_millis() as i64)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(StoreError::Database)?;
+        if leased.is_none() {
             return Ok(false);
         }
+        let result = self.attempt_leased(id).await;
+        sqlx::query("DELETE FROM webhook_leases WHERE delivery_id = $1 AND holder = $2")
+            .bind(id)
+            .bind(holder)
+            .execute(self.store.pool())
+            .await
+            .map_err(StoreError::Database)?;
+        result
+    }
+
+    async fn attempt_leased(&self, id: Uuid) -> Result<bool, CommandError> {
         let loaded = load::<WebhookDelivery>(&self.store, &WebhookDelivery::stream_id(id)).await?;
         let state = loaded.state;
         let Some(scheduled) = state.scheduled.clone() else { return Ok(false) };
-        if state.status != DeliveryStatus::Pending || state.next_attempt_at.is_none_or(|t| t > self.clock.now()) {
+        // Tests are sent by their route, once; the dispatcher never retries them.
+        if scheduled.event_id.is_none()
+            || state.status != DeliveryStatus::Pending
+            || state.next_attempt_at.is_none_or(|t| t > self.clock.now())
+        {
             return Ok(false);
         }
         let subscription =
@@ -590,7 +614,10 @@ impl Webhooks {
                     "timestamp": recorded_at,
                     "id": event_id,
                     "subject": row.try_get::<String, _>("stream_id").map_err(StoreError::Database)?,
-                    "data": row.try_get::<Value, _>("payload").map_err(StoreError::Database)?,
+                    "data": domain::schema::for_publication(
+                        &scheduled.event_type,
+                        &row.try_get::<Value, _>("payload").map_err(StoreError::Database)?,
+                    ),
                 })
             }
             None => json!({"type": scheduled.event_type, "timestamp": scheduled.at, "data": {}}),
@@ -610,7 +637,6 @@ impl Webhooks {
             let actor = WebhookActor::system(scheduled.company_id);
             self.command(&actor, scheduled.subscription_id, SubscriptionCommand::Disable(disabled)).await?;
         }
-        lock.rollback().await.map_err(StoreError::Database)?;
         Ok(true)
     }
 

@@ -121,3 +121,34 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
         _ => Err(crate::EventDecodeError::UnknownType(event_type.to_owned())),
     }
 }
+
+/// Fields that never leave the platform: published copies (Kafka topics,
+/// webhook bodies) carry `null` instead.
+const PRIVATE_FIELDS: &[(&str, &str)] = &[("terminal.registered", "passwordHash")];
+
+/// The payload of an event as published outside the platform (Kafka,
+/// webhooks): private fields (the charger password hash) are `null`.
+pub fn for_publication(event_type: &str, payload: &Value) -> Value {
+    let mut out = payload.clone();
+    if let Value::Object(map) = &mut out {
+        for (_, field) in PRIVATE_FIELDS.iter().filter(|(t, _)| *t == event_type) {
+            if let Some(v) = map.get_mut(*field) {
+                *v = Value::Null;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod publication_tests {
+    use serde_json::json;
+
+    #[test]
+    fn the_password_hash_is_not_published() {
+        let p = json!({"terminalId": "T", "passwordHash": "$argon2id$..."});
+        assert_eq!(super::for_publication("terminal.registered", &p)["passwordHash"], json!(null));
+        assert_eq!(super::for_publication("terminal.registered", &p)["terminalId"], "T");
+        assert_eq!(super::for_publication("terminal.status_changed", &p), p);
+    }
+}

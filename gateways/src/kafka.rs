@@ -4,7 +4,8 @@
 //! - Topic `<prefix>.<category>` (`chargeledger.charge_session`), created if
 //!   missing with the configured partitions.
 //! - Key: the stream id, so each entity's events stay in order on one partition.
-//! - Value: the event payload (JSON). CloudEvents binary-mode headers:
+//! - Value: the event payload (JSON; private fields such as the charger
+//!   password hash are `null`). CloudEvents binary-mode headers:
 //!   `ce_specversion`, `ce_id` (event id), `ce_type` (`<type>.v<version>`),
 //!   `ce_source`, `ce_time`, `ce_subject` (stream id), `content-type`, and the
 //!   extensions `ce_position` (global log position), `ce_correlationid`,
@@ -339,7 +340,8 @@ impl Relay {
     /// Hands one event to librdkafka, waiting while its queue is full.
     async fn enqueue(&self, event: &RecordedEvent) -> Result<DeliveryFuture, RelayError> {
         let topic = self.config.topic(event.category());
-        let payload = serde_json::to_vec(&event.payload).unwrap_or_default();
+        let payload =
+            serde_json::to_vec(&domain::schema::for_publication(&event.event_type, &event.payload)).unwrap_or_default();
         let mut record = FutureRecord::to(&topic)
             .key(&event.stream_id)
             .payload(&payload)

@@ -9,7 +9,10 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use commands::webhooks::WebhookActor;
-use domain::{webhook::filter_valid, CompanyId, FieldError};
+use domain::{
+    webhook::{filter_valid, SubscriptionStatus},
+    CompanyId, FieldError,
+};
 use projections::webhooks::{AttemptView, SubscriptionView};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -165,13 +168,41 @@ fn validate(state: &AppState, url: Option<&str>, event_types: Option<&[String]>)
     }
 }
 
-/// The read model's view of a subscription once it has caught up with `position`.
+/// The read model's view of a subscription once it has caught up with
+/// `position`; if it has not within the consistency wait, the view is built
+/// from the subscription's own stream (the command is committed either way,
+/// so the answer must not invite a retry that would act twice).
 async fn view_after(state: &AppState, company: Uuid, id: Uuid, position: i64) -> Result<SubscriptionView, ApiError> {
-    projections::runtime::wait_for(&state.pool, projections::webhooks::NAME, position, state.config.consistency_wait)
-        .await;
-    projections::webhooks::subscription(&state.pool, company, id)
-        .await?
-        .ok_or_else(|| ApiError::Unavailable("the subscription is recorded; its view is not ready yet, retry".into()))
+    let caught_up = projections::runtime::wait_for(
+        &state.pool,
+        projections::webhooks::NAME,
+        position,
+        state.config.consistency_wait,
+    )
+    .await;
+    if caught_up {
+        if let Some(view) = projections::webhooks::subscription(&state.pool, company, id).await? {
+            return Ok(view);
+        }
+    }
+    let s = state.webhooks.get(CompanyId(company), id).await?;
+    let now = Utc::now();
+    Ok(SubscriptionView {
+        id,
+        url: s.url,
+        event_types: s.event_types,
+        description: s.description,
+        status: match s.status {
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Disabled => "disabled",
+            SubscriptionStatus::Deactivated | SubscriptionStatus::None => "deactivated",
+        }
+        .into(),
+        disabled_reason: s.disabled_reason,
+        previous_secret_expires_at: s.previous_secret.map(|(_, until)| until),
+        created_at: now,
+        updated_at: now,
+    })
 }
 
 /// Register a webhook subscription.

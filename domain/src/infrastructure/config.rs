@@ -15,6 +15,8 @@ use crate::{error::Validator, Aggregate, CompanyId, DomainError};
 pub const TIMEOUT_MS: std::ops::RangeInclusive<i64> = 100..=120_000;
 /// Accepted retry counts.
 pub const RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
+/// Longest a connectivity test may wait for one charge point, all retries included.
+pub const MAX_TEST_MS: i64 = 120_000;
 /// Most credentials one adapter may hold.
 pub const MAX_CREDENTIALS: usize = 16;
 /// Longest credential value, in bytes.
@@ -117,6 +119,14 @@ impl Aggregate for CpmsConfig {
             RETRIES.contains(&retries),
             "retries",
             format!("must be between {} and {}", RETRIES.start(), RETRIES.end()),
+        );
+        // A connectivity test waits at most timeout × (retries + 1) per charge
+        // point, inside one request: keep that well within a request's life.
+        v.check(
+            !(TIMEOUT_MS.contains(&timeout_ms) && RETRIES.contains(&retries))
+                || timeout_ms.saturating_mul(retries.saturating_add(1)) <= MAX_TEST_MS,
+            "timeoutMs",
+            format!("timeoutMs × (retries + 1) must be at most {MAX_TEST_MS} ms"),
         );
         for name in cmd.credentials_set.iter().chain(&cmd.credentials_removed) {
             v.check(
