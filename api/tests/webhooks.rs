@@ -356,6 +356,23 @@ async fn retries_follow_the_schedule_honour_retry_after_and_sustained_failure_di
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!((hook["status"].as_str(), hook["disabledReason"].as_str()), (Some("disabled"), Some("gone")));
+
+    // What happens while it is disabled is kept, and delivered once it is re-enabled.
+    w.terminal("EVSE-R3").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!receiver.received().iter().any(|m| m["body"]["subject"] == "terminal-EVSE-R3"), "sent while disabled");
+    receiver.answer("200");
+    receiver.secrets(&[second["secret"].as_str().unwrap()]);
+    let (status, enabled) = json_of(
+        w.app.put(&format!("/api/v1/webhooks/{second_id}"), &w.token, &json!({"active": true})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((status, enabled["status"].as_str()), (200, Some("active")), "{enabled}");
+    let got = receiver
+        .until("EVSE-R3 after re-enabling", |r| r.iter().any(|m| m["body"]["subject"] == "terminal-EVSE-R3"))
+        .await;
+    let r3 = got.iter().find(|m| m["body"]["subject"] == "terminal-EVSE-R3").unwrap();
+    assert_eq!((r3["status"].as_i64(), r3["verified"].clone()), (Some(200), json!([0])));
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -3,8 +3,9 @@
 //!
 //! - The scheduler reads the log from its checkpoint (never ahead of the
 //!   `webhooks` read model, so a subscription is known before the events after
-//!   it) and schedules one delivery per matching active subscription of the
-//!   event's company: stream `webhook_delivery-<uuid v5 of subscription and
+//!   it) and schedules one delivery per matching subscription of the event's
+//!   company that is not deactivated (a disabled one keeps them for when it is
+//!   re-enabled): stream `webhook_delivery-<uuid v5 of subscription and
 //!   event>`, so a repeat after a crash schedules nothing twice.
 //! - The dispatcher sends due deliveries, only the oldest pending one of each
 //!   (subscription, source stream), so each entity's events arrive in order.
@@ -455,7 +456,7 @@ impl Webhooks {
         let companies: Vec<Uuid> = events.iter().filter_map(|e| e.company_id()).collect();
         let rows = sqlx::query(
             "SELECT id, company_id, event_types, registered_position FROM rm_webhooks.subscriptions \
-             WHERE status = 'active' AND company_id = ANY($1)",
+             WHERE status IN ('active', 'disabled') AND company_id = ANY($1)",
         )
         .bind(&companies)
         .fetch_all(pool)
