@@ -71,11 +71,11 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Refuses roles that may not change infrastructure.
+    /// Refuses roles that may only read (viewer, driver).
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self.role {
             Role::Admin | Role::Operator => Ok(()),
-            _ => Err(ApiError::Forbidden(format!("role {} may not change terminals", self.role.as_str()))),
+            _ => Err(ApiError::Forbidden(format!("role {} may read but not change anything", self.role.as_str()))),
         }
     }
 }

@@ -24,13 +24,10 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("chargeledger-webhooks-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let python = std::env::var_os("CHARGELEDGER_TEST_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")));
-        let child = Command::new(python)
+        let child = Command::new(python())
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/receiver.py"))
             .arg(port.to_string())
             .arg(dir.join("secrets"))

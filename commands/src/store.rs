@@ -332,6 +332,30 @@ impl EventStore {
         Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
     }
 
+    /// The position a log reader named `name` has handled (0 before its first
+    /// run). Readers outside the projector runtime (the session manager, the
+    /// webhook scheduler, the Kafka relay) keep theirs in `projector_checkpoints`.
+    pub async fn checkpoint(&self, name: &str) -> Result<i64, StoreError> {
+        let position: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(position.unwrap_or(0))
+    }
+
+    /// Moves reader `name` to `position` (never backwards).
+    pub async fn advance_checkpoint(&self, name: &str, position: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO projector_checkpoints (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = GREATEST(projector_checkpoints.position, $2), updated_at = now()",
+        )
+        .bind(name)
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Events readable after `after`, counted up to `cap`.
     pub async fn count_after(&self, after: i64, cap: i64) -> Result<i64, StoreError> {
         let sql = format!(

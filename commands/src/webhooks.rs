@@ -47,6 +47,9 @@ use crate::{
 /// The scheduler's checkpoint row.
 pub const CHECKPOINT: &str = "webhook_scheduler";
 
+/// The read model the scheduler never runs ahead of (`projections::webhooks::NAME`).
+const WEBHOOKS_PROJECTOR: &str = "webhooks";
+
 /// Namespace of delivery ids (uuid v5 of subscription id ‖ event id).
 const DELIVERY_NAMESPACE: Uuid = Uuid::from_u128(0x6f1b_35c2_8d4e_4f0a_9a57_0c1e_77d2_4b19);
 
@@ -434,22 +437,8 @@ impl Webhooks {
     /// (never past the `webhooks` read model). Returns how many events were read.
     pub async fn schedule_new(&self) -> Result<usize, CommandError> {
         let pool = self.store.pool();
-        sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-            .bind(CHECKPOINT)
-            .execute(pool)
-            .await
-            .map_err(StoreError::Database)?;
-        let after: i64 = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-            .bind(CHECKPOINT)
-            .fetch_one(pool)
-            .await
-            .map_err(StoreError::Database)?;
-        let known: i64 =
-            sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM projector_checkpoints WHERE name = $1")
-                .bind("webhooks")
-                .fetch_one(pool)
-                .await
-                .map_err(StoreError::Database)?;
+        let after = self.store.checkpoint(CHECKPOINT).await?;
+        let known = self.store.checkpoint(WEBHOOKS_PROJECTOR).await?;
         let events: Vec<_> =
             self.store.read_all(after, 500).await?.into_iter().take_while(|e| e.position <= known).collect();
         let Some(last) = events.last().map(|e| e.position) else { return Ok(0) };
@@ -509,14 +498,7 @@ impl Webhooks {
                 .await?;
             }
         }
-        sqlx::query(
-            "UPDATE projector_checkpoints SET position = GREATEST(position, $2), updated_at = now() WHERE name = $1",
-        )
-        .bind(CHECKPOINT)
-        .bind(last)
-        .execute(pool)
-        .await
-        .map_err(StoreError::Database)?;
+        self.store.advance_checkpoint(CHECKPOINT, last).await?;
         Ok(events.len())
     }
 
@@ -618,7 +600,8 @@ impl Webhooks {
                     "data": domain::schema::for_publication(
                         &scheduled.event_type,
                         &row.try_get::<Value, _>("payload").map_err(StoreError::Database)?,
-                    ),
+                    )
+                    .into_owned(),
                 })
             }
             None => json!({"type": scheduled.event_type, "timestamp": scheduled.at, "data": {}}),

@@ -141,26 +141,8 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
 }
 
 /// The relay's checkpoint (0 before the first run).
-pub async fn checkpoint(store: &EventStore) -> Result<i64, sqlx::Error> {
-    sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-        .bind(CHECKPOINT)
-        .execute(store.pool())
-        .await?;
-    sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-        .bind(CHECKPOINT)
-        .fetch_one(store.pool())
-        .await
-}
-
-async fn save(store: &EventStore, position: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE projector_checkpoints SET position = GREATEST(position, $2), updated_at = now() WHERE name = $1",
-    )
-    .bind(CHECKPOINT)
-    .bind(position)
-    .execute(store.pool())
-    .await?;
-    Ok(())
+pub async fn checkpoint(store: &EventStore) -> Result<i64, StoreError> {
+    store.checkpoint(CHECKPOINT).await
 }
 
 /// Builds a producer with the relay's delivery guarantees.
@@ -303,7 +285,7 @@ impl Relay {
             }
         }
         if let Some(position) = confirmed {
-            save(&self.store, position).await?;
+            self.store.advance_checkpoint(CHECKPOINT, position).await?;
         }
         match failure {
             Some(e) => Err(e),

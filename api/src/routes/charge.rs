@@ -519,6 +519,38 @@ fn adhoc(session: &SessionState) -> Result<(), ApiError> {
     }
 }
 
+/// What the charger's own system reports on an ad-hoc charge.
+enum Report {
+    /// Energy so far.
+    Progress(i64),
+    /// The end, with the final energy (default: the last progress).
+    Complete(Option<i64>),
+}
+
+/// Applies a report to an ad-hoc charge of the caller's company and answers the session.
+async fn adhoc_report(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    idempotency_key: Option<String>,
+    fingerprint: &[u8],
+    report: Report,
+    timestamp: Option<DateTime<Utc>>,
+) -> Result<Response, ApiError> {
+    let id = session_id(raw_id)?;
+    idempotent(state, caller, idempotency_key.as_deref(), fingerprint, async {
+        let a = actor(caller);
+        adhoc(&state.sessions.get(a.company, id).await?)?;
+        let at = timestamp.unwrap_or_else(Utc::now).trunc_subsecs(6);
+        let session = match report {
+            Report::Progress(energy_wh) => state.sessions.progress(&a, id, energy_wh, at).await?,
+            Report::Complete(energy_wh) => state.sessions.complete(&a, id, energy_wh, at).await?,
+        };
+        Ok(Stored { status: StatusCode::OK, location: None, body: json!(view(state, a.company, id, &session).await?) })
+    })
+    .await
+}
+
 /// Update charging session progress (energy reported by the charger's own system).
 #[utoipa::path(put, path = "/v1/adhoc-charges/{id}/progress", tag = "Charges", request_body = ProgressDto,
     params(("id" = Uuid, Path, description = "Session"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
@@ -530,16 +562,9 @@ pub async fn adhoc_progress(
     Path(id): Path<String>,
     cmd: JsonCommand<ProgressDto>,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
     let JsonCommand { body, idempotency_key, fingerprint } = cmd;
-    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let a = actor(&caller);
-        adhoc(&state.sessions.get(a.company, id).await?)?;
-        let at = body.timestamp.unwrap_or_else(Utc::now).trunc_subsecs(6);
-        let session = state.sessions.progress(&a, id, body.energy_wh, at).await?;
-        Ok(Stored { status: StatusCode::OK, location: None, body: json!(view(&state, a.company, id, &session).await?) })
-    })
-    .await
+    let report = Report::Progress(body.energy_wh);
+    adhoc_report(&state, &caller, &id, idempotency_key, &fingerprint, report, body.timestamp).await
 }
 
 /// Complete a charging session: the final energy is settled (partial capture, the rest released).
@@ -553,16 +578,9 @@ pub async fn adhoc_complete(
     Path(id): Path<String>,
     cmd: JsonCommand<CompleteDto>,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
     let JsonCommand { body, idempotency_key, fingerprint } = cmd;
-    idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let a = actor(&caller);
-        adhoc(&state.sessions.get(a.company, id).await?)?;
-        let at = body.timestamp.unwrap_or_else(Utc::now).trunc_subsecs(6);
-        let session = state.sessions.complete(&a, id, body.energy_wh, at).await?;
-        Ok(Stored { status: StatusCode::OK, location: None, body: json!(view(&state, a.company, id, &session).await?) })
-    })
-    .await
+    let report = Report::Complete(body.energy_wh);
+    adhoc_report(&state, &caller, &id, idempotency_key, &fingerprint, report, body.timestamp).await
 }
 
 /// Get charge session by ID.

@@ -90,7 +90,7 @@ async fn relay_health(state: &AppState) -> Result<Option<ProjectorHealth>, ApiEr
     if state.kafka.is_none() {
         return Ok(None);
     }
-    let checkpoint = gateways::kafka::checkpoint(&state.store).await?;
+    let checkpoint = gateways::kafka::checkpoint(&state.store).await.map_err(ApiError::internal)?;
     let lag = state.store.count_after(checkpoint, 1_000_000).await.map_err(ApiError::internal)?;
     state.metrics.relay_lag.set(lag);
     state.metrics.relay_checkpoint.set(checkpoint);

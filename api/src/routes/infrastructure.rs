@@ -32,7 +32,7 @@ pub use self::{
     status::{adapter_health, connector_summary, connectors},
 };
 use crate::{
-    auth::{Caller, Role},
+    auth::Caller,
     error::ApiError,
     extract::{hmac_sha256, idempotency_key},
     state::AppState,
@@ -54,14 +54,6 @@ pub struct InfrastructureApi;
 
 /// Tag of every operation of the section.
 const TAG: &str = "Charging Infrastructure";
-
-/// Refuses roles that may not change infrastructure.
-fn require_operator(caller: &Caller) -> Result<(), ApiError> {
-    match caller.role {
-        Role::Admin | Role::Operator => Ok(()),
-        role => Err(ApiError::Forbidden(format!("role {} may not change charging infrastructure", role.as_str()))),
-    }
-}
 
 fn context(caller: &Caller, key: Option<String>, fingerprint: Vec<u8>) -> CommandContext {
     CommandContext {

@@ -1,21 +1,17 @@
 //! Test charge points: the PyPI `ocpp` package driven by tests/ocpp/chargepoint.py.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use serde_json::Value;
+
+use super::python;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
 
 pub const PASSWORD: &str = "a-long-enough-secret-1";
-
-fn python() -> PathBuf {
-    std::env::var_os("CHARGELEDGER_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")))
-}
 
 fn script() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocpp/chargepoint.py")

@@ -5,6 +5,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
 
+use super::free_port;
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     message::{Headers, Message},
@@ -19,10 +20,6 @@ pub struct Tansu {
 
 fn tansu() -> PathBuf {
     std::env::var_os("CHARGELEDGER_TEST_TANSU").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("tansu"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Tansu {

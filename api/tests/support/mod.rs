@@ -90,3 +90,15 @@ pub async fn json_of(response: Response) -> (u16, Value) {
     }
     (status, body)
 }
+
+/// The test venv's Python (created by scripts/test.sh): charge points, the SMTP sink, the webhook receiver.
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("CHARGELEDGER_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")))
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -4,6 +4,7 @@
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
+use super::{free_port, python};
 use tokio::process::{Child, Command};
 
 pub struct SmtpSink {
@@ -11,16 +12,6 @@ pub struct SmtpSink {
     pub dir: PathBuf,
     child: Option<Child>,
     port: u16,
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("CHARGELEDGER_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl SmtpSink {

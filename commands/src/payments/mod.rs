@@ -40,6 +40,27 @@ pub struct Actor {
     pub correlation: Uuid,
 }
 
+/// The commands that record a gateway call's HTTP exchanges on the intent.
+fn record_exchanges(actor: &Actor, operation: Operation, exchanges: Vec<port::Exchange>) -> Vec<IntentCommand> {
+    exchanges
+        .into_iter()
+        .map(|x| IntentCommand::RecordExchange {
+            company_id: actor.company,
+            exchange: GatewayExchanged {
+                operation,
+                request_line: x.request_line,
+                idempotency_key: x.idempotency_key,
+                request: x.request,
+                http_status: x.http_status,
+                response: x.response,
+                outcome: x.outcome,
+                duration_ms: x.duration_ms,
+                at: x.at,
+            },
+        })
+        .collect()
+}
+
 impl Actor {
     pub(crate) fn metadata(&self) -> Metadata {
         Metadata {
@@ -233,24 +254,7 @@ impl Payments {
         called: Called<T>,
         map: impl FnOnce(T) -> Settlement,
     ) -> Result<IntentState, CommandError> {
-        let mut commands: Vec<IntentCommand> = called
-            .exchanges
-            .into_iter()
-            .map(|x| IntentCommand::RecordExchange {
-                company_id: actor.company,
-                exchange: GatewayExchanged {
-                    operation,
-                    request_line: x.request_line,
-                    idempotency_key: x.idempotency_key,
-                    request: x.request,
-                    http_status: x.http_status,
-                    response: x.response,
-                    outcome: x.outcome,
-                    duration_ms: x.duration_ms,
-                    at: x.at,
-                },
-            })
-            .collect();
+        let mut commands = record_exchanges(actor, operation, called.exchanges);
         let outcome = match called.result {
             Ok(value) => map(value),
             Err(GatewayError::Declined { code, message }) => {
@@ -511,23 +515,7 @@ impl Payments {
         wallet: Option<(&str, Vec<WalletCommand>)>,
     ) -> Result<IntentState, CommandError> {
         let wallet = if matches!(outcome, Settlement::Captured { .. }) { wallet } else { None };
-        let mut commands: Vec<IntentCommand> = exchanges
-            .into_iter()
-            .map(|x| IntentCommand::RecordExchange {
-                company_id: actor.company,
-                exchange: GatewayExchanged {
-                    operation,
-                    request_line: x.request_line,
-                    idempotency_key: x.idempotency_key,
-                    request: x.request,
-                    http_status: x.http_status,
-                    response: x.response,
-                    outcome: x.outcome,
-                    duration_ms: x.duration_ms,
-                    at: x.at,
-                },
-            })
-            .collect();
+        let mut commands = record_exchanges(actor, operation, exchanges);
         commands.push(Self::settle(actor, operation, outcome));
         self.commit_settlement(actor, id, commands, wallet).await
     }

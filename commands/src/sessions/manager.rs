@@ -47,28 +47,6 @@ async fn session_by(
     }))
 }
 
-async fn checkpoint(store: &EventStore) -> Result<i64, StoreError> {
-    sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-        .bind(CHECKPOINT)
-        .execute(store.pool())
-        .await?;
-    Ok(sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-        .bind(CHECKPOINT)
-        .fetch_one(store.pool())
-        .await?)
-}
-
-async fn save(store: &EventStore, position: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE projector_checkpoints SET position = GREATEST(position, $2), updated_at = now() WHERE name = $1",
-    )
-    .bind(CHECKPOINT)
-    .bind(position)
-    .execute(store.pool())
-    .await?;
-    Ok(())
-}
-
 impl Sessions {
     /// Reacts to one event.
     async fn react(&self, event: &RecordedEvent) -> Result<(), CommandError> {
@@ -211,7 +189,7 @@ impl Sessions {
 
     /// Reacts to everything readable after the checkpoint. Returns how many events.
     pub async fn react_all(&self) -> Result<usize, CommandError> {
-        let mut from = checkpoint(&self.store).await?;
+        let mut from = self.store.checkpoint(CHECKPOINT).await?;
         let mut total = 0;
         loop {
             let events = self.store.read_all(from, 500).await?;
@@ -220,7 +198,7 @@ impl Sessions {
                 self.react(event).await?;
                 total += 1;
             }
-            save(&self.store, last).await?;
+            self.store.advance_checkpoint(CHECKPOINT, last).await?;
             from = last;
         }
     }

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{adapter_in_path, cipher, context, now, require_operator, TAG};
+use super::{adapter_in_path, cipher, context, now, TAG};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -117,7 +117,7 @@ pub async fn update_config(
     Path(adapter_type): Path<String>,
     command: JsonCommand<UpdateConfigRequest>,
 ) -> Result<Response, ApiError> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     let adapter_type = adapter_in_path(&adapter_type)?;
     let JsonCommand { body, idempotency_key, fingerprint } = command;
     let ctx = context(&caller, idempotency_key.clone(), fingerprint.clone());

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::{
     adapter_of, cipher, context,
     mappings::{caught_up, mapping_id},
-    now, require_operator, BodylessCommand, TAG,
+    now, BodylessCommand, TAG,
 };
 use crate::{
     auth::Caller,
@@ -114,7 +114,7 @@ pub async fn test_mapping(
     Path(id): Path<String>,
     command: BodylessCommand,
 ) -> Result<Response, ApiError> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     let id = mapping_id(&id)?;
     let BodylessCommand { idempotency_key, fingerprint } = command;
     let ctx = context(&caller, idempotency_key.clone(), fingerprint.clone());

@@ -21,7 +21,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{adapter_of, context, now, require_operator, BodylessCommand, TAG};
+use super::{adapter_of, context, now, BodylessCommand, TAG};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -177,7 +177,7 @@ pub async fn create_mapping(
     caller: Caller,
     command: JsonCommand<CreateMappingRequest>,
 ) -> Result<Response, ApiError> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     let JsonCommand { body, idempotency_key, fingerprint } = command;
     let ctx = context(&caller, idempotency_key.clone(), fingerprint.clone());
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
@@ -233,7 +233,7 @@ pub async fn update_mapping(
     Path(id): Path<String>,
     command: JsonCommand<UpdateMappingRequest>,
 ) -> Result<Response, ApiError> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     let id = mapping_id(&id)?;
     let JsonCommand { body, idempotency_key, fingerprint } = command;
     let ctx = context(&caller, idempotency_key.clone(), fingerprint.clone());
@@ -272,7 +272,7 @@ pub async fn delete_mapping(
     Path(id): Path<String>,
     command: BodylessCommand,
 ) -> Result<Response, ApiError> {
-    require_operator(&caller)?;
+    caller.require_operator()?;
     let id = mapping_id(&id)?;
     let BodylessCommand { idempotency_key, fingerprint } = command;
     let ctx = context(&caller, idempotency_key.clone(), fingerprint.clone());
