@@ -267,8 +267,33 @@ impl Payments {
             },
             Err(GatewayError::Unknown(reason)) => Settlement::Unknown { reason },
         };
+        let reversal = if operation == Operation::Refund && matches!(outcome, Settlement::Failed { .. }) {
+            self.refund_reversal(id).await?
+        } else {
+            None
+        };
         commands.push(Self::settle(actor, operation, outcome));
-        self.commit_settlement(actor, id, commands, None).await
+        let wallet = reversal.as_ref().map(|(customer, commands)| (customer.as_str(), commands.clone()));
+        self.commit_settlement(actor, id, commands, wallet).await
+    }
+
+    /// A failed refund of a top-up gives the wallet back what its request debited.
+    async fn refund_reversal(&self, id: Uuid) -> Result<Option<(String, Vec<WalletCommand>)>, CommandError> {
+        let (state, _, _) = self.load(id).await?;
+        let Some(created) = &state.created else { return Ok(None) };
+        let (Some(customer), Some(pending)) =
+            (&created.top_up_wallet, state.pending.as_ref().filter(|p| p.operation == Operation::Refund))
+        else {
+            return Ok(None);
+        };
+        let amount = pending.amount.to_cents().unwrap_or_default();
+        // A refund requested before debits existed has nothing to give back.
+        let (wallet, _, _) = self.wallet(CompanyId(created.company_id), customer).await?;
+        if wallet.debits.get(&id).copied().unwrap_or(0) < amount {
+            return Ok(None);
+        }
+        let reverse = WalletCommand::ReverseDebit { source_intent_id: id, amount, at: now() };
+        Ok(Some((customer.clone(), vec![reverse])))
     }
 
     /// Appends a settlement; if the operation was settled meanwhile (by the
@@ -363,9 +388,8 @@ impl Payments {
                 );
                 return match self.commit(actor, id, &[request.clone(), authorized], Some((&customer, vec![hold]))).await
                 {
-                    Err(CommandError::Domain(DomainError::InvalidState(reason)))
-                        if reason.starts_with("insufficient funds") =>
-                    {
+                    Err(CommandError::Domain(e @ DomainError::InsufficientFunds { .. })) => {
+                        let reason = e.to_string();
                         let failed = Self::settle(
                             actor,
                             Operation::Authorize,
@@ -625,7 +649,27 @@ impl Payments {
             };
             return self.commit(actor, id, &[request, settle], Some((&customer, vec![credit]))).await;
         }
-        let state = self.commit(actor, id, &[Self::request(actor, Operation::Refund, amount)], None).await?;
+        // A top-up's credit goes back with its money: the wallet is debited in
+        // the request's append (both streams, both versions checked), so a
+        // refund of credit already spent or held is refused before the
+        // gateway is called, and two refunds cannot both spend the same credit.
+        let top_up = current.created.as_ref().and_then(|c| c.top_up_wallet.clone());
+        let (amount, debit) = match top_up {
+            Some(customer) => {
+                let left =
+                    current.captured.amount() - (current.refunded.amount() - current.returned_at_capture.amount());
+                let asked = amount.unwrap_or(Money::from_decimal(left));
+                let debit = WalletCommand::Debit {
+                    source_intent_id: id,
+                    amount: asked.to_cents().unwrap_or_default(),
+                    at: now(),
+                };
+                (Some(asked), Some((customer, vec![debit])))
+            }
+            None => (amount, None),
+        };
+        let wallet = debit.as_ref().map(|(customer, commands)| (customer.as_str(), commands.clone()));
+        let state = self.commit(actor, id, &[Self::request(actor, Operation::Refund, amount)], wallet).await?;
         let pending = state.pending.clone().ok_or(DomainError::InvalidState("no refund in progress".into()))?;
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
         let refund = Settlement::Refunded { amount: pending.amount };
