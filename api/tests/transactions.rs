@@ -50,8 +50,13 @@ impl World {
     }
 
     async fn register(&self, id: &'static str, station: i64, token: &str) -> Charger {
-        let (status, body) =
-            json_of(self.app.post("/v1/terminals", token, &terminal(id, station)).send().await.unwrap()).await;
+        self.register_as(id, station, token, "1.6").await
+    }
+
+    async fn register_as(&self, id: &'static str, station: i64, token: &str, version: &str) -> Charger {
+        let mut body = terminal(id, station);
+        body["ocppVersion"] = json!(version);
+        let (status, body) = json_of(self.app.post("/v1/terminals", token, &body).send().await.unwrap()).await;
         assert_eq!(status, 201, "{body}");
         Charger { id, station, token: token.to_owned() }
     }
@@ -240,5 +245,41 @@ async fn a_driver_charging_twice_on_one_charger_settles_both_sessions(pool: PgPo
     }
     for c in &chargers {
         assert_eq!(w.transaction_ids(c).await, vec!["1", "2"]);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_201_chargers_sending_the_same_transaction_id_settle_their_own_sessions(pool: PgPool) {
+    let w = world(pool).await;
+    let (one, two) = (w.company(), w.company());
+    let chargers = [w.register_as("TX-D1", 41, &one, "2.0.1").await, w.register_as("TX-D2", 42, &two, "2.0.1").await];
+    // Both charge points name their transaction "tx-session-201"; their meters start at 500 Wh.
+    let energies = [3_000, 4_400];
+    let mut cps = Vec::new();
+    for (c, e) in chargers.iter().zip(energies) {
+        let mut cp = Cp::spawn("session201", &w.base, c.id, PASSWORD, &[&(500 + e).to_string(), "60"]);
+        cp.until("READY").await;
+        cps.push(cp);
+    }
+    let mut sessions = Vec::new();
+    for c in &chargers {
+        sessions.push(w.start(c).await);
+    }
+    for cp in &mut cps {
+        cp.until("CHARGING").await;
+    }
+    for (c, (id, _)) in chargers.iter().zip(&sessions) {
+        let s = w.until(c, id, "CHARGING with 2000 Wh", |s| s["status"] == "CHARGING" && s["energyWh"] == 2000).await;
+        assert_eq!(s["transactionId"], "tx-session-201", "{s}");
+        w.stop(c, id).await;
+    }
+    for ((c, (id, charge)), e) in chargers.iter().zip(&sessions).zip(energies) {
+        let done = w.until(c, id, "COMPLETED", |s| s["status"] == "COMPLETED").await;
+        assert_eq!((done["energyWh"].as_i64(), done["capturedCents"].as_i64()), (Some(e), Some(cost(e))), "{done}");
+        assert_eq!(w.captures(charge), vec![cost(e)]);
+        assert_eq!(w.stopped_energies(id).await, vec![e]);
+    }
+    for cp in cps {
+        assert_eq!(cp.result().await["seen"], json!(["RequestStartTransaction", "RequestStopTransaction"]));
     }
 }
