@@ -16,6 +16,7 @@ use uuid::Uuid;
 struct Pay {
     app: TestApp,
     fake: FakePagarme,
+    fake_url: String,
     token: String,
     pool: PgPool,
 }
@@ -24,13 +25,13 @@ async fn setup(pool: PgPool) -> Pay {
     let (fake, url) = FakePagarme::start().await;
     let mut config = test_config(&pool);
     config.payments.gateway = "pagarme".into();
-    config.payments.pagarme_base_url = url;
+    config.payments.pagarme_base_url = url.clone();
     config.payments.pagarme_secret_key = Some(support::pagarme::SECRET_KEY.to_owned().into());
     config.payments.pagarme_timeout = Duration::from_millis(500);
     config.payments.reconcile_interval = Duration::from_millis(100);
     let app = TestApp::start_with(config, pool.clone()).await;
     let token = app.token(Uuid::new_v4(), Role::Operator);
-    Pay { app, fake, token, pool }
+    Pay { app, fake, fake_url: url, token, pool }
 }
 
 /// (balance, held, available)
@@ -270,4 +271,45 @@ async fn the_credit_is_out_of_reach_while_the_refund_outcome_is_unknown(pool: Pg
     assert_eq!(p.wallet("cust-6").await, (6_000, 0, 6_000));
     let (_, debits) = p.appends(&top_up).await;
     assert_eq!(debits.len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refund_the_gateway_refuses_gives_the_debit_back(pool: PgPool) {
+    let p = setup(pool).await;
+    let top_up = p.top_up("cust-7", 10_000).await;
+    let charge = top_up["chargeId"].as_str().unwrap().to_owned();
+    // Someone refunds 7000 in the Pagar.me dashboard: only 3000 is left there.
+    let outside = p
+        .app
+        .client
+        .delete(format!("{}/charges/{charge}", p.fake_url))
+        .basic_auth(support::pagarme::SECRET_KEY, Some(""))
+        .header("Idempotency-Key", "dashboard-refund-1")
+        .json(&json!({"amount": 7_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(outside.status().is_success(), "{}", outside.status());
+
+    let (status, refused) = p.refund(&top_up, Some(5_000)).await;
+    assert_eq!((status, refused["lastError"]["code"].as_str()), (200, Some("gateway_rejected")), "{refused}");
+    assert_eq!(p.refund_calls(&top_up), vec![7_000, 5_000], "the dashboard's, then ours");
+    assert_eq!(p.wallet("cust-7").await, (10_000, 0, 10_000), "the debit is given back with the failure");
+    let types: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE event_type LIKE 'wallet.debit%' AND payload->>'sourceIntentId' = $1 ORDER BY position",
+    )
+    .bind(top_up["id"].as_str().unwrap())
+    .fetch_all(&p.pool)
+    .await
+    .unwrap();
+    assert_eq!(types, vec!["wallet.debited", "wallet.debit_reversed"]);
+    let (_, intent) = json_of(
+        p.app.get(&format!("/v1/payment-intents/{}", top_up["id"].as_str().unwrap()), &p.token).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (intent["status"].as_str(), intent["amountRefunded"].as_i64()),
+        (Some("succeeded"), Some(0)),
+        "{intent}"
+    );
 }
