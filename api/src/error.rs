@@ -166,6 +166,7 @@ impl From<DomainError> for ApiError {
             DomainError::Validation(fields) => Self::Validation(fields),
             DomainError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             DomainError::AlreadyExists(detail) | DomainError::InvalidState(detail) => Self::Conflict(detail),
+            e @ DomainError::InsufficientFunds { .. } => Self::Conflict(e.to_string()),
         }
     }
 }

@@ -33,6 +33,14 @@ pub enum DomainError {
     /// The command is valid but not in the target's current state.
     #[error("{0}")]
     InvalidState(String),
+    /// A wallet has less available (balance minus holds) than the command needs.
+    #[error("insufficient funds: {available} cents available, {asked} asked")]
+    InsufficientFunds {
+        /// Cents that could still be held or debited.
+        available: i64,
+        /// Cents the command needed.
+        asked: i64,
+    },
 }
 
 impl DomainError {

@@ -1,7 +1,9 @@
 //! The `Wallet` aggregate: a customer's digital balance in our own ledger
 //! (stream `wallet-<company>:<customerId>`). Holds reserve money for WALLET
-//! payment intents; capture debits, release frees. The balance never goes
-//! negative: a hold larger than what is available is refused.
+//! payment intents; capture debits, release frees. A refund of a top-up debits
+//! what it gives back (reversed if the gateway refuses the refund). The balance
+//! never goes negative: a hold or debit larger than what is available is
+//! refused with [`DomainError::InsufficientFunds`].
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,12 @@ pub enum WalletEvent {
     /// See [`WalletHold`]: the held amount freed.
     #[serde(rename = "wallet.hold_released")]
     HoldReleased(WalletHold),
+    /// See [`WalletDebit`]: money taken out because its top-up is being refunded.
+    #[serde(rename = "wallet.debited")]
+    Debited(WalletDebit),
+    /// See [`WalletDebit`]: a debit given back because the refund it paid for failed.
+    #[serde(rename = "wallet.debit_reversed")]
+    DebitReversed(WalletDebit),
 }
 
 /// Money added (a top-up collected by card or PIX).
@@ -58,9 +66,27 @@ pub struct WalletHold {
     pub at: DateTime<Utc>,
 }
 
+/// A debit of (part of) a top-up's credit, for its refund, or its reversal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WalletDebit {
+    /// The top-up payment intent being refunded.
+    pub source_intent_id: Uuid,
+    /// Cents.
+    pub amount: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 impl DomainEvent for WalletEvent {
-    const TYPES: &'static [&'static str] =
-        &["wallet.credited", "wallet.hold_placed", "wallet.hold_captured", "wallet.hold_released"];
+    const TYPES: &'static [&'static str] = &[
+        "wallet.credited",
+        "wallet.hold_placed",
+        "wallet.hold_captured",
+        "wallet.hold_released",
+        "wallet.debited",
+        "wallet.debit_reversed",
+    ];
 
     fn event_type(&self) -> &'static str {
         match self {
@@ -68,6 +94,8 @@ impl DomainEvent for WalletEvent {
             Self::HoldPlaced(_) => "wallet.hold_placed",
             Self::HoldCaptured(_) => "wallet.hold_captured",
             Self::HoldReleased(_) => "wallet.hold_released",
+            Self::Debited(_) => "wallet.debited",
+            Self::DebitReversed(_) => "wallet.debit_reversed",
         }
     }
 }
@@ -81,6 +109,8 @@ pub struct WalletState {
     pub balance: i64,
     /// Holds by intent.
     pub holds: BTreeMap<Uuid, i64>,
+    /// Debits for refunds not reversed, by top-up intent.
+    pub debits: BTreeMap<Uuid, i64>,
 }
 
 impl WalletState {
@@ -131,6 +161,25 @@ pub enum WalletCommand {
         /// Clock.
         at: DateTime<Utc>,
     },
+    /// Take out `amount` of a top-up's credit because the top-up is refunded;
+    /// refused when less than that is available (spent or held).
+    Debit {
+        /// The top-up intent.
+        source_intent_id: Uuid,
+        /// Cents.
+        amount: i64,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
+    /// Give back a debit whose refund failed.
+    ReverseDebit {
+        /// The top-up intent.
+        source_intent_id: Uuid,
+        /// Cents.
+        amount: i64,
+        /// Clock.
+        at: DateTime<Utc>,
+    },
 }
 
 /// The wallet aggregate.
@@ -169,10 +218,7 @@ impl Aggregate for Wallet {
                     return Err(DomainError::InvalidState("this intent already holds money in the wallet".into()));
                 }
                 if amount > state.available() {
-                    return Err(DomainError::InvalidState(format!(
-                        "insufficient funds: {} cents available, {amount} asked",
-                        state.available()
-                    )));
+                    return Err(DomainError::InsufficientFunds { available: state.available(), asked: amount });
                 }
                 Ok(vec![WalletEvent::HoldPlaced(WalletHold { intent_id, amount, at })])
             }
@@ -192,6 +238,24 @@ impl Aggregate for Wallet {
                 Some(held) => Ok(vec![WalletEvent::HoldReleased(WalletHold { intent_id, amount: *held, at })]),
                 None => Ok(vec![]),
             },
+            WalletCommand::Debit { source_intent_id, amount, at } => {
+                if amount <= 0 {
+                    return Err(DomainError::field("amount", "must be positive"));
+                }
+                if amount > state.available() {
+                    return Err(DomainError::InsufficientFunds { available: state.available(), asked: amount });
+                }
+                Ok(vec![WalletEvent::Debited(WalletDebit { source_intent_id, amount, at })])
+            }
+            WalletCommand::ReverseDebit { source_intent_id, amount, at } => {
+                let debited = state.debits.get(&source_intent_id).copied().unwrap_or(0);
+                if amount <= 0 || amount > debited {
+                    return Err(DomainError::InvalidState(format!(
+                        "{amount} cents cannot be given back: {debited} cents were debited for this top-up"
+                    )));
+                }
+                Ok(vec![WalletEvent::DebitReversed(WalletDebit { source_intent_id, amount, at })])
+            }
         }
     }
 
@@ -215,6 +279,17 @@ impl Aggregate for Wallet {
                     *held -= h.amount;
                 }
                 state.holds.retain(|_, held| *held > 0);
+            }
+            WalletEvent::Debited(d) => {
+                state.balance -= d.amount;
+                *state.debits.entry(d.source_intent_id).or_default() += d.amount;
+            }
+            WalletEvent::DebitReversed(d) => {
+                state.balance += d.amount;
+                if let Some(debited) = state.debits.get_mut(&d.source_intent_id) {
+                    *debited -= d.amount;
+                }
+                state.debits.retain(|_, debited| *debited > 0);
             }
         }
         state.holds.retain(|_, held| *held > 0);
@@ -258,5 +333,38 @@ mod tests {
         run(&mut w, WalletCommand::Hold { intent_id: b, amount: 7_500, at: at() }).unwrap_or_default();
         run(&mut w, WalletCommand::Release { intent_id: b, at: at() }).unwrap_or_default();
         assert_eq!((w.balance, w.available()), (7_500, 7_500));
+    }
+
+    fn credited(amount: i64) -> WalletState {
+        let mut w = WalletState::default();
+        let credit = WalletCommand::Credit {
+            company_id: CompanyId(Uuid::nil()),
+            customer_id: "c".into(),
+            amount,
+            source_intent_id: Uuid::from_u128(9),
+            at: at(),
+        };
+        run(&mut w, credit).unwrap_or_default();
+        w
+    }
+
+    #[test]
+    fn a_refund_debit_takes_only_what_is_available_and_a_reversal_gives_it_back() {
+        let (top_up, spent) = (Uuid::from_u128(9), Uuid::from_u128(1));
+        let mut w = credited(10_000);
+        run(&mut w, WalletCommand::Hold { intent_id: spent, amount: 3_000, at: at() }).unwrap_or_default();
+        let too_much = WalletCommand::Debit { source_intent_id: top_up, amount: 7_001, at: at() };
+        assert_eq!(
+            Wallet::decide(&w, too_much),
+            Err(DomainError::InsufficientFunds { available: 7_000, asked: 7_001 }),
+            "held money cannot be refunded"
+        );
+        run(&mut w, WalletCommand::Debit { source_intent_id: top_up, amount: 7_000, at: at() }).unwrap_or_default();
+        assert_eq!((w.balance, w.available()), (3_000, 0));
+        let over = WalletCommand::ReverseDebit { source_intent_id: top_up, amount: 7_001, at: at() };
+        assert!(matches!(Wallet::decide(&w, over), Err(DomainError::InvalidState(_))), "only what was debited");
+        run(&mut w, WalletCommand::ReverseDebit { source_intent_id: top_up, amount: 7_000, at: at() })
+            .unwrap_or_default();
+        assert_eq!((w.balance, w.available(), w.debits.len()), (10_000, 7_000, 0));
     }
 }

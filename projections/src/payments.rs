@@ -124,6 +124,8 @@ impl Projector for PaymentsProjector {
                     WalletEvent::HoldPlaced(h) => (0, h.amount),
                     WalletEvent::HoldCaptured(h) => (-h.amount, -h.amount),
                     WalletEvent::HoldReleased(h) => (0, -h.amount),
+                    WalletEvent::Debited(d) => (-d.amount, 0),
+                    WalletEvent::DebitReversed(d) => (d.amount, 0),
                 };
                 sqlx::query(
                     "INSERT INTO wallets (company_id, customer_id, balance, held, updated_at) VALUES ($1, $2, $3, $4, $5) \

@@ -8,6 +8,7 @@
 //! learns it from the gateway; the operation is never sent twice.
 
 pub mod port;
+mod refunds;
 
 use std::sync::Arc;
 
@@ -267,8 +268,14 @@ impl Payments {
             },
             Err(GatewayError::Unknown(reason)) => Settlement::Unknown { reason },
         };
+        let reversal = if operation == Operation::Refund && matches!(outcome, Settlement::Failed { .. }) {
+            self.refund_reversal(id).await?
+        } else {
+            None
+        };
         commands.push(Self::settle(actor, operation, outcome));
-        self.commit_settlement(actor, id, commands, None).await
+        let wallet = reversal.as_ref().map(|(customer, commands)| (customer.as_str(), commands.clone()));
+        self.commit_settlement(actor, id, commands, wallet).await
     }
 
     /// Appends a settlement; if the operation was settled meanwhile (by the
@@ -363,9 +370,8 @@ impl Payments {
                 );
                 return match self.commit(actor, id, &[request.clone(), authorized], Some((&customer, vec![hold]))).await
                 {
-                    Err(CommandError::Domain(DomainError::InvalidState(reason)))
-                        if reason.starts_with("insufficient funds") =>
-                    {
+                    Err(CommandError::Domain(e @ DomainError::InsufficientFunds { .. })) => {
+                        let reason = e.to_string();
                         let failed = Self::settle(
                             actor,
                             Operation::Authorize,
@@ -601,53 +607,6 @@ impl Payments {
                 .await
             }
         }
-    }
-
-    /// Refunds captured money (all that is left by default).
-    pub async fn refund(&self, actor: &Actor, id: Uuid, amount: Option<Money>) -> Result<IntentState, CommandError> {
-        let (current, _, _) = self.load(id).await?;
-        if current.sponsored || current.created.as_ref().is_some_and(|c| c.method == PaymentMethod::Wallet) {
-            let created = current.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?.clone();
-            let left = Money::from_decimal(current.captured.amount() - current.refunded.amount());
-            let asked = amount.unwrap_or(left);
-            let request = Self::request(actor, Operation::Refund, amount);
-            let settle = Self::settle(actor, Operation::Refund, Settlement::Refunded { amount: asked });
-            if current.sponsored {
-                return self.commit(actor, id, &[request, settle], None).await;
-            }
-            let customer = created.customer.customer_id.clone().unwrap_or_default();
-            let credit = WalletCommand::Credit {
-                company_id: actor.company,
-                customer_id: customer.clone(),
-                amount: asked.to_cents().unwrap_or_default(),
-                source_intent_id: id,
-                at: now(),
-            };
-            return self.commit(actor, id, &[request, settle], Some((&customer, vec![credit]))).await;
-        }
-        let state = self.commit(actor, id, &[Self::request(actor, Operation::Refund, amount)], None).await?;
-        let pending = state.pending.clone().ok_or(DomainError::InvalidState("no refund in progress".into()))?;
-        let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
-        let refund = Settlement::Refunded { amount: pending.amount };
-        if state.sponsored {
-            return self.commit(actor, id, &[Self::settle(actor, Operation::Refund, refund)], None).await;
-        }
-        if created.method == PaymentMethod::Wallet {
-            let customer = created.customer.customer_id.clone().unwrap_or_default();
-            let credit = WalletCommand::Credit {
-                company_id: actor.company,
-                customer_id: customer.clone(),
-                amount: pending.amount.to_cents().unwrap_or_default(),
-                source_intent_id: id,
-                at: now(),
-            };
-            return self
-                .commit(actor, id, &[Self::settle(actor, Operation::Refund, refund)], Some((&customer, vec![credit])))
-                .await;
-        }
-        let charge = state.charge_id.clone().unwrap_or_default();
-        let called = self.gateway.cancel(&charge, pending.amount.to_cents(), &pending.idempotency_key).await;
-        self.settle_call(actor, id, Operation::Refund, called, move |_| refund).await
     }
 
     /// Learns from the gateway how an operation in flight ended, without

@@ -13,12 +13,11 @@ use domain::{
     CompanyId,
 };
 use serde_json::Value;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::Sessions;
-use crate::{payments::Actor, store::RecordedEvent, CommandError, EventStore, StoreError};
+use super::{lookup, Sessions};
+use crate::{payments::Actor, store::RecordedEvent, CommandError, StoreError};
 
 /// Checkpoint name (in `projector_checkpoints`).
 pub const CHECKPOINT: &str = "session-manager";
@@ -27,24 +26,9 @@ fn actor(company: CompanyId) -> Actor {
     Actor { company, actor: "system:session-manager".into(), correlation: Uuid::now_v7() }
 }
 
-/// The session a started event belongs to, by a payload field of
-/// `charge_session.started` or `.remote_start_sent` / `.charging_started`.
-async fn session_by(
-    store: &EventStore,
-    event_type: &str,
-    field: &str,
-    value: &str,
-) -> Result<Option<(Uuid, CompanyId)>, StoreError> {
-    // `field` and `event_type` come from this module, never from input.
-    let sql = format!("SELECT stream_id, metadata FROM events WHERE event_type = $1 AND payload->>'{field}' = $2 ORDER BY position LIMIT 1");
-    let row = sqlx::query(&sql).bind(event_type).bind(value).fetch_optional(store.pool()).await?;
-    Ok(row.and_then(|r| {
-        let stream: String = r.try_get("stream_id").ok()?;
-        let metadata: Value = r.try_get("metadata").ok()?;
-        let id = Uuid::parse_str(stream.strip_prefix("charge_session-")?).ok()?;
-        let company = Uuid::parse_str(metadata.get("companyId")?.as_str()?).ok()?;
-        Some((id, CompanyId(company)))
-    }))
+/// The company and charge point of an event on a `charger-<id>` stream.
+fn charger_of(event: &RecordedEvent) -> Option<(CompanyId, &str)> {
+    Some((CompanyId(event.company_id()?), event.stream_id.strip_prefix("charger-")?))
 }
 
 impl Sessions {
@@ -54,11 +38,8 @@ impl Sessions {
         match event.event_type.as_str() {
             "payment_intent.authorized" | "payment_intent.operation_failed" | "payment_intent.expired" => {
                 let Some(intent) = event.stream_id.strip_prefix("payment_intent-") else { return Ok(()) };
-                let Some((id, company)) =
-                    session_by(store, "charge_session.started", "paymentIntentId", intent).await?
-                else {
-                    return Ok(());
-                };
+                let Some(company) = event.company_id().map(CompanyId) else { return Ok(()) };
+                let Some(id) = lookup::session_of_intent(store, company, intent).await? else { return Ok(()) };
                 if let PaymentIntentEvent::OperationFailed(f) = event.decode::<PaymentIntentEvent>()? {
                     if f.operation != domain::payment::Operation::Authorize {
                         return Ok(());
@@ -69,11 +50,8 @@ impl Sessions {
             }
             "ocpp_command.answered" | "ocpp_command.failed" => {
                 let Some(command) = event.stream_id.strip_prefix("ocpp_command-") else { return Ok(()) };
-                let Some((id, company)) =
-                    session_by(store, "charge_session.remote_start_sent", "commandId", command).await?
-                else {
-                    return Ok(());
-                };
+                let Some(company) = event.company_id().map(CompanyId) else { return Ok(()) };
+                let Some(id) = lookup::session_of_command(store, company, command).await? else { return Ok(()) };
                 let refused = match event.decode::<OcppCommandEvent>()? {
                     OcppCommandEvent::Answered(a) => {
                         let status = a.response.get("status").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -89,13 +67,18 @@ impl Sessions {
             "charger.transaction_started" => {
                 let ChargerEvent::TransactionStarted(tx) = event.decode::<ChargerEvent>()? else { return Ok(()) };
                 let Some(tag) = &tx.id_tag else { return Ok(()) };
-                let Some((id, company)) = session_by(store, "charge_session.started", "idTag", tag).await? else {
+                let Some((company, charge_point)) = charger_of(event) else { return Ok(()) };
+                let Some(id) =
+                    lookup::session_awaiting_start(store, company, charge_point, tag, event.position).await?
+                else {
                     return Ok(());
                 };
                 let (state, _, _) = self.load(id).await?;
-                let same_charger =
-                    state.started.as_ref().is_some_and(|s| event.stream_id == format!("charger-{}", s.charge_point_id));
-                if !same_charger {
+                let Some(session) = &state.started else { return Ok(()) };
+                // 2.0.1 names the EVSE (our `connectorId` is sent as `evseId`), 1.6 the connector.
+                if tx.evse_id.or(tx.connector_id).is_some_and(|c| c != session.connector_id) {
+                    tracing::warn!(session = %id, transaction = %tx.transaction_id,
+                        "a charger started a session's id tag on another connector; not linked");
                     return Ok(());
                 }
                 let started = ChargingStarted {
@@ -125,14 +108,12 @@ impl Sessions {
                     _ => None,
                 };
                 let Some(tx_id) = tx_id else { return Ok(()) };
-                let Some((id, company)) =
-                    session_by(store, "charge_session.charging_started", "transactionId", &tx_id).await?
-                else {
+                let Some((company, charge_point)) = charger_of(event) else { return Ok(()) };
+                let Some(id) = lookup::session_of_transaction(store, company, charge_point, &tx_id).await? else {
                     return Ok(());
                 };
                 let (state, _, _) = self.load(id).await?;
-                let Some(started) = &state.started else { return Ok(()) };
-                if event.stream_id != format!("charger-{}", started.charge_point_id) {
+                if state.started.as_ref().is_none_or(|s| s.charge_point_id != charge_point) {
                     return Ok(());
                 }
                 let meter_start = self.meter_start(id).await?;

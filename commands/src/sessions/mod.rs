@@ -6,6 +6,7 @@
 //! (capture), refunds and receipts — from the session's own events, so a
 //! restart loses nothing and repeats nothing.
 
+mod lookup;
 pub mod manager;
 pub mod receipt;
 
@@ -307,11 +308,7 @@ impl Sessions {
     }
 
     async fn protocol_of(&self, charge_point_id: &str) -> Result<OcppVersion, StoreError> {
-        let protocol: Option<String> = sqlx::query_scalar("SELECT protocol FROM rm_ocpp.chargers WHERE id = $1")
-            .bind(charge_point_id)
-            .fetch_optional(self.store.pool())
-            .await?;
-        Ok(if protocol.as_deref() == Some("2.0.1") { OcppVersion::V201 } else { OcppVersion::V16 })
+        lookup::protocol_of(&self.store, charge_point_id).await
     }
 
     /// Decides `commands` on the session and appends the events; when
