@@ -174,9 +174,11 @@ async fn idempotency_liveness(
     tasks.spawn(async move {
         let _ = holder.await;
     });
-    let released = crate::idempotency::release_dead_claims(pool).await.context("releasing dead claims")?;
-    if released > 0 {
-        tracing::info!(released, "released Idempotency-Key claims of processes that are gone");
+    // Not fatal: claims of dead processes are also free to whoever retries.
+    match crate::idempotency::release_dead_claims(pool).await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "released Idempotency-Key claims of processes that are gone"),
+        Err(error) => tracing::warn!(%error, "could not release dead Idempotency-Key claims at start"),
     }
     Ok(())
 }

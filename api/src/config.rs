@@ -482,7 +482,8 @@ impl Config {
             jwt_secret: SecretString::from(Self::random_secret()),
             jwt_issuer: None,
             jwt_audience: None,
-            limits: LimitsConfig::default(),
+            // No rate limiter: tests poll; tests/limits.rs turns it on.
+            limits: LimitsConfig { rate_per_min: 0, ..LimitsConfig::default() },
             jwt_public_key_pem: None,
             db_max_connections: 8,
             terminal_online: chrono::Duration::seconds(600),

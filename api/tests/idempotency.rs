@@ -128,7 +128,8 @@ async fn a_webhook_registration_replay_holds_no_secret(pool: PgPool) {
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
 
-    let stored: Vec<String> = sqlx::query_scalar("SELECT body FROM idempotent_responses").fetch_all(&pool).await.unwrap();
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM idempotent_responses").fetch_all(&pool).await.unwrap();
     assert_eq!(stored.len(), 1);
     let secret_part = secret.trim_start_matches("whsec_");
     assert!(!stored[0].contains(secret_part), "the stored response holds the secret: {}", stored[0]);
@@ -173,10 +174,11 @@ async fn a_retry_after_a_crash_is_executed_not_409(pool: PgPool) {
     let token = token_of(&app, "alice", company);
     let (status, _, _) = create(&app, &token, "k-dead-at-start", 1000).await;
     assert_eq!(status, 201);
-    let hash: Vec<u8> = sqlx::query_scalar("SELECT request_hash FROM idempotent_responses WHERE key = 'k-dead-at-start'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let hash: Vec<u8> =
+        sqlx::query_scalar("SELECT request_hash FROM idempotent_responses WHERE key = 'k-dead-at-start'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
 
     // A claim of a process that dies while this one runs: free at once, too.
     claim(&pool, company, "user:alice", "k-dead-later", 7_000_002, &hash).await;
@@ -200,10 +202,11 @@ async fn a_retry_after_a_crash_is_executed_not_409(pool: PgPool) {
     other.close().await.unwrap();
     // The backend exits just after the client closes: wait (bounded) for its lock to go.
     for _ in 0..200 {
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid::text = '7000003'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let held: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid::text = '7000003'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         if held == 0 {
             break;
         }
