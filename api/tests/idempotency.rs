@@ -71,7 +71,7 @@ async fn expired_keys_are_pruned_and_execute_afresh(pool: PgPool) {
     let token = token_of(&app, "alice", Uuid::new_v4());
     let (_, first, _) = create(&app, &token, "k-exp", 1000).await;
     let (_, fresh, _) = create(&app, &token, "k-fresh", 1000).await;
-    assert_eq!(create(&app, &token, "k-exp", 1000).await.2, true, "replayed within the TTL");
+    assert!(create(&app, &token, "k-exp", 1000).await.2, "replayed within the TTL");
 
     // Older than the TTL (24 h by default): pruned, and the key executes afresh.
     sqlx::query("UPDATE idempotent_responses SET created_at = now() - interval '25 hours' WHERE key = 'k-exp'")
@@ -184,7 +184,7 @@ async fn a_retry_after_a_crash_is_executed_not_409(pool: PgPool) {
     claim(&pool, company, "user:alice", "k-dead-later", 7_000_002, &hash).await;
     let (status, body, replayed) = create(&app, &token, "k-dead-later", 1000).await;
     assert_eq!((status, replayed), (201, false), "{body}");
-    assert_eq!(create(&app, &token, "k-dead-later", 1000).await.2, true, "and its outcome is stored");
+    assert!(create(&app, &token, "k-dead-later", 1000).await.2, "and its outcome is stored");
 
     // A claim of a process that is alive (holds its lock) is honoured: 409 …
     let url = app.config.database_url.clone();
