@@ -63,7 +63,7 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_RATE_LIMIT_BURST           rate_limit_burst      120 (requests a credential may send at once)
   CHARGELEDGER_RATE_LIMIT_ANON_PER_MIN    rate_limit_anon_per_min  120 per source address without valid credentials
   CHARGELEDGER_RATE_LIMIT_ANON_BURST      rate_limit_anon_burst 60
-  CHARGELEDGER_REQUEST_TIMEOUT_MS         request_timeout_ms    60000 (then 503 request-timeout)
+  CHARGELEDGER_REQUEST_TIMEOUT_MS         request_timeout_ms    90000 (then 503 request-timeout; above 2 × the OCPP call timeout)
   CHARGELEDGER_MAX_BODY_BYTES             max_body_bytes        262144 (larger bodies: 413)
   CHARGELEDGER_HTTP_HEADER_TIMEOUT_MS     http_header_timeout_ms  10000 (a connection without a complete request head is closed)
   CHARGELEDGER_IDEMPOTENCY_TTL_SECS       idempotency_ttl_secs  86400 (stored responses to Idempotency-Keys expire and are pruned)

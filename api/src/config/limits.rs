@@ -35,7 +35,7 @@ impl Default for LimitsConfig {
             rate_burst: 120,
             anon_rate_per_min: 120,
             anon_burst: 60,
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(90),
             max_body_bytes: 256 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idempotency_ttl: Duration::from_secs(24 * 3600),
