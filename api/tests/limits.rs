@@ -52,6 +52,14 @@ async fn one_credential_over_its_limit_gets_429_while_another_is_unaffected(pool
     assert_eq!(json_of(app.get("/v1/terminals", &bob).send().await.unwrap()).await.0, 200);
     let elsewhere = token_of(&app, "alice", Uuid::new_v4());
     assert_eq!(json_of(app.get("/v1/terminals", &elsewhere).send().await.unwrap()).await.0, 200);
+    // An API key is a credential of its own.
+    let (_, key) = auth::create_api_key(&app.running.state.pool, company, Role::Viewer, "limits").await.unwrap();
+    let mut keyed = vec![];
+    for _ in 0..4 {
+        let response = app.client.get(app.url("/v1/terminals")).header("x-api-key", &key).send().await.unwrap();
+        keyed.push(json_of(response).await.0);
+    }
+    assert_eq!(keyed, [200, 200, 200, 429]);
     // Without valid credentials the source address is limited (bad tokens too).
     let mut anonymous = vec![];
     for _ in 0..3 {
