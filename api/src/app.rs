@@ -160,29 +160,6 @@ pub fn check_secrets(config: &Config, serves_requests: bool) -> anyhow::Result<(
     Ok(())
 }
 
-/// Takes this process's liveness lock and frees the Idempotency-Key claims of
-/// processes that are gone (ADR 0015).
-async fn idempotency_liveness(
-    tasks: &mut JoinSet<()>,
-    config: &Config,
-    pool: &PgPool,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let holder = crate::idempotency::hold_liveness(config.database_url.clone(), shutdown.clone())
-        .await
-        .context("cannot take the liveness lock")?;
-    tasks.spawn(async move {
-        let _ = holder.await;
-    });
-    // Not fatal: claims of dead processes are also free to whoever retries.
-    match crate::idempotency::release_dead_claims(pool).await {
-        Ok(0) => {}
-        Ok(released) => tracing::info!(released, "released Idempotency-Key claims of processes that are gone"),
-        Err(error) => tracing::warn!(%error, "could not release dead Idempotency-Key claims at start"),
-    }
-    Ok(())
-}
-
 /// The payment gateway the configuration names.
 pub fn payment_gateway(config: &Config) -> anyhow::Result<Arc<dyn commands::payments::port::PaymentGateway>> {
     use secrecy::ExposeSecret;
@@ -429,7 +406,7 @@ pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Res
     let pool = connect(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
-    idempotency_liveness(&mut tasks, &state.config, &state.pool, &shutdown).await?;
+    crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
     spawn_signals(&mut tasks, &state.store, &shutdown);
     let bound = bind_api(state).await?;
     tracing::info!(addr = %bound.addr, "API listening");
@@ -487,7 +464,7 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
     migrate(&pool).await?;
     let mut state = state(config, pool)?;
     let mut tasks = JoinSet::new();
-    idempotency_liveness(&mut tasks, &state.config, &state.pool, &shutdown).await?;
+    crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
     spawn_signals(&mut tasks, &state.store, &shutdown);
     spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
     let (ocpp_addr, listener, gateway) = bind_gateway(&mut state).await?;
@@ -537,7 +514,7 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
     let mut state = state(config, pool)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    idempotency_liveness(&mut tasks, &state.config, &state.pool, &shutdown).await?;
+    crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
     let mut ocpp_addr = None;
     if background {
         spawn_signals(&mut tasks, &state.store, &shutdown);

@@ -13,9 +13,13 @@
 
 use std::{sync::LazyLock, time::Duration};
 
+use anyhow::Context;
 use rand::Rng;
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
 
 /// The first key of the liveness locks (the second is the instance).
 pub const LOCK_SPACE: i32 = 20_051_011;
@@ -105,4 +109,26 @@ pub async fn run_pruner(pool: PgPool, ttl: Duration, shutdown: CancellationToken
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Takes this process's liveness lock and frees the Idempotency-Key claims of
+/// processes that are gone (ADR 0015).
+pub async fn start(
+    tasks: &mut JoinSet<()>,
+    config: &Config,
+    pool: &PgPool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let holder =
+        hold_liveness(config.database_url.clone(), shutdown.clone()).await.context("cannot take the liveness lock")?;
+    tasks.spawn(async move {
+        let _ = holder.await;
+    });
+    // Not fatal: claims of dead processes are also free to whoever retries.
+    match release_dead_claims(pool).await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "released Idempotency-Key claims of processes that are gone"),
+        Err(error) => tracing::warn!(%error, "could not release dead Idempotency-Key claims at start"),
+    }
+    Ok(())
 }
