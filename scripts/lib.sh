@@ -112,3 +112,29 @@ ensure_tansu() {
   CHARGELEDGER_TEST_TANSU="$(command -v tansu)"
   export CHARGELEDGER_TEST_TANSU
 }
+
+# 64 random hex characters (256 bits).
+random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# The local secrets of the run command: CHARGELEDGER_JWT_SECRET and
+# CHARGELEDGER_SECRETS_KEY, generated once into .chargeledger/secrets.env
+# (git-ignored, mode 600) and exported; a value already in the environment wins.
+# Running it again changes nothing: the same secrets, so tokens and sealed
+# credentials stay valid across restarts.
+ensure_local_secrets() {
+  local file=".chargeledger/secrets.env" name value
+  mkdir -p .chargeledger
+  chmod 700 .chargeledger
+  (umask 077 && touch "$file")
+  for name in CHARGELEDGER_JWT_SECRET CHARGELEDGER_SECRETS_KEY; do
+    if ! grep -q "^$name=" "$file"; then
+      printf '%s=%s\n' "$name" "$(random_hex)" >>"$file"
+      log "generated $name into $file"
+    fi
+  done
+  while IFS='=' read -r name value; do
+    case "$name" in
+      CHARGELEDGER_*) if [ -z "${!name:-}" ]; then export "$name=$value"; fi ;;
+    esac
+  done <"$file"
+}

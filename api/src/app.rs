@@ -55,7 +55,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 /// The HTTP router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let separate_metrics = state.config.limits.metrics_addr.is_some();
+    let router = Router::new()
         .route("/v1/terminals", post(terminals::register).get(terminals::list))
         .route("/v1/terminals/stats", get(terminals::stats))
         .route("/v1/terminals/{id}", get(terminals::get))
@@ -114,9 +115,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/health/detailed", get(health::detailed))
-        .route("/metrics", get(health::metrics))
+        .route("/health/ready", get(health::ready));
+    // With CHARGELEDGER_METRICS_ADDR they are served there only (see metrics_router).
+    let router = if separate_metrics { router } else { with_metrics(router) };
+    let guard = crate::limits::Guard { state: state.clone(), limiter: Default::default() };
+    router
         .route(
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::json()) }),
@@ -124,7 +127,20 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(guard, crate::limits::guard))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+fn with_metrics(router: Router<AppState>) -> Router<AppState> {
+    router.route("/health/detailed", get(health::detailed)).route("/metrics", get(health::metrics))
+}
+
+/// `/metrics` and `/health/detailed` alone, for `CHARGELEDGER_METRICS_ADDR`.
+pub fn metrics_router(state: AppState) -> Router {
+    with_metrics(Router::new())
+        .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }
 
@@ -133,16 +149,13 @@ const DOCS_PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><tit
 <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
 <noscript>The machine-readable description is at <a href="/openapi.json">/openapi.json</a>.</noscript></body></html>"#;
 
-/// Refuses to expose the API beyond this machine with the development secret.
-fn check_secret(config: &Config) -> anyhow::Result<()> {
-    if config.jwt_secret_is_default {
-        if !config.http_addr.ip().is_loopback() {
-            anyhow::bail!(
-                "CHARGELEDGER_JWT_SECRET is not set: refusing to listen on {} with the development secret",
-                config.http_addr
-            );
-        }
-        tracing::warn!("CHARGELEDGER_JWT_SECRET is not set: using the development secret (loopback only)");
+/// Refuses to start with a missing, short or published JWT secret (every
+/// role, whatever it binds) and, for the roles that serve requests, without a
+/// data key of its own (ADR 0015).
+pub fn check_secrets(config: &Config, serves_requests: bool) -> anyhow::Result<()> {
+    config.check_jwt_secret()?;
+    if serves_requests {
+        config.check_secrets_key()?;
     }
     Ok(())
 }
@@ -244,24 +257,48 @@ fn spawn_gateway(
 pub struct Bound {
     /// Where it listens (the real port when configured with port 0).
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` and `/health/detailed` listen, with `CHARGELEDGER_METRICS_ADDR`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     listener: TcpListener,
+    metrics: Option<(TcpListener, Router)>,
     router: Router,
+    header_timeout: std::time::Duration,
 }
 
-/// Binds the API to its address.
+/// Binds the API (and the metrics listener, when configured) to its address.
 pub async fn bind_api(state: AppState) -> anyhow::Result<Bound> {
     let listener = TcpListener::bind(state.config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", state.config.http_addr))?;
-    Ok(Bound { addr: listener.local_addr()?, listener, router: router(state) })
+    let metrics = match state.config.limits.metrics_addr {
+        Some(addr) => Some((
+            TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (metrics)"))?,
+            metrics_router(state.clone()),
+        )),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+    Ok(Bound {
+        addr: listener.local_addr()?,
+        metrics_addr,
+        listener,
+        metrics,
+        header_timeout: state.config.limits.header_read_timeout,
+        router: router(state),
+    })
 }
 
 impl Bound {
     /// Serves until shutdown.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+        let metrics = self.metrics.map(|(listener, router)| {
+            let (shutdown, timeout) = (shutdown.clone(), self.header_timeout);
+            tokio::spawn(crate::serve::serve(listener, router, timeout, shutdown))
+        });
+        crate::serve::serve(self.listener, self.router, self.header_timeout, shutdown).await?;
+        if let Some(metrics) = metrics {
+            metrics.await??;
+        }
         Ok(())
     }
 }
@@ -280,6 +317,11 @@ pub fn spawn_signals(tasks: &mut JoinSet<()>, store: &EventStore, shutdown: &Can
 pub fn spawn_workers(tasks: &mut JoinSet<()>, state: &AppState, shutdown: &CancellationToken) {
     tasks.spawn(state.sessions.clone().run(shutdown.clone(), std::time::Duration::from_millis(250)));
     tasks.spawn(state.webhooks.clone().run(shutdown.clone(), std::time::Duration::from_millis(250)));
+    tasks.spawn(crate::idempotency::run_pruner(
+        state.pool.clone(),
+        state.config.limits.idempotency_ttl,
+        shutdown.clone(),
+    ));
     let (payments, interval, shutdown) =
         (state.payments.clone(), state.config.payments.reconcile_interval, shutdown.clone());
     // Leave alone what a request is still waiting on.
@@ -343,6 +385,7 @@ pub fn spawn_relay(
 
 /// `chargeledger relay`: the Kafka relay only.
 pub async fn run_relay(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_secrets(&config, false)?;
     if config.kafka.is_none() {
         anyhow::bail!("the relay needs CHARGELEDGER_KAFKA_BROKERS");
     }
@@ -359,10 +402,11 @@ pub async fn run_relay(config: Config, shutdown: CancellationToken) -> anyhow::R
 
 /// `chargeledger api`: the HTTP API only.
 pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    check_secret(&config)?;
+    check_secrets(&config, true)?;
     let pool = connect(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
+    crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
     spawn_signals(&mut tasks, &state.store, &shutdown);
     let bound = bind_api(state).await?;
     tracing::info!(addr = %bound.addr, "API listening");
@@ -373,6 +417,7 @@ pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Res
 
 /// `chargeledger project`: projectors and the sealer only.
 pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_secrets(&config, false)?;
     let pool = connect(&config).await?;
     let store = EventStore::new(pool);
     let mut tasks = JoinSet::new();
@@ -386,6 +431,7 @@ pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow:
 
 /// `chargeledger workers`: the payment reconciler (and, later, the other queues).
 pub async fn run_workers(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_secrets(&config, false)?;
     let pool = connect(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
@@ -398,6 +444,7 @@ pub async fn run_workers(config: Config, shutdown: CancellationToken) -> anyhow:
 
 /// `chargeledger ocpp`: the OCPP gateway only.
 pub async fn run_ocpp(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_secrets(&config, false)?;
     let pool = connect(&config).await?;
     let mut state = state(config, pool)?;
     let mut tasks = JoinSet::new();
@@ -411,12 +458,13 @@ pub async fn run_ocpp(config: Config, shutdown: CancellationToken) -> anyhow::Re
 
 /// `chargeledger serve`: migrate, then every role in one process.
 pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_secrets(&config, true)?;
     create_database_if_missing(&config).await?;
     let pool = connect(&config).await?;
     migrate(&pool).await?;
-    check_secret(&config)?;
     let mut state = state(config, pool)?;
     let mut tasks = JoinSet::new();
+    crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
     spawn_signals(&mut tasks, &state.store, &shutdown);
     spawn_projectors(&mut tasks, &state.store, &state.config, &shutdown);
     let (ocpp_addr, listener, gateway) = bind_gateway(&mut state).await?;
@@ -437,6 +485,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     /// Where the OCPP gateway listens (with `background`).
     pub ocpp_addr: Option<std::net::SocketAddr>,
+    /// Where `/metrics` and `/health/detailed` listen, with `CHARGELEDGER_METRICS_ADDR`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The shared state (pool, store, metrics).
     pub state: AppState,
     /// Cancel to stop everything.
@@ -460,9 +510,11 @@ impl Running {
 /// Starts the API (and, with `background`, projectors, sealer and wake-ups) on
 /// an existing pool; the port comes from the configuration (0 for any).
 pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Result<Running> {
+    check_secrets(&config, true)?;
     let mut state = state(config, pool)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
     let mut ocpp_addr = None;
     if background {
         spawn_signals(&mut tasks, &state.store, &shutdown);
@@ -474,12 +526,12 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
         ocpp_addr = Some(addr);
     }
     let bound = bind_api(state.clone()).await?;
-    let addr = bound.addr;
+    let (addr, metrics_addr) = (bound.addr, bound.metrics_addr);
     let token = shutdown.clone();
     tasks.spawn(async move {
         if let Err(error) = bound.serve(token).await {
             tracing::error!(%error, "server stopped");
         }
     });
-    Ok(Running { addr, ocpp_addr, state, shutdown, tasks })
+    Ok(Running { addr, ocpp_addr, metrics_addr, state, shutdown, tasks })
 }

@@ -57,6 +57,12 @@ pub struct Claims {
     pub iat: i64,
     /// Expiry (seconds).
     pub exp: i64,
+    /// Issuer; checked when `CHARGELEDGER_JWT_ISSUER` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience; checked when `CHARGELEDGER_JWT_AUDIENCE` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// Who is calling.
@@ -85,6 +91,8 @@ impl Caller {
 pub struct TokenVerifier {
     hs256: DecodingKey,
     rs256: Option<DecodingKey>,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -103,6 +111,8 @@ impl TokenVerifier {
                 .as_deref()
                 .map(|pem| DecodingKey::from_rsa_pem(pem.as_bytes()))
                 .transpose()?,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
         })
     }
 
@@ -121,11 +131,27 @@ impl TokenVerifier {
         let mut validation = Validation::new(header.alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
+        // When configured, `iss` and `aud` are required and must match.
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         decode::<Claims>(token, key, &validation).map(|d| d.claims).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             ApiError::Unauthorized(match e.kind() {
                 ErrorKind::ExpiredSignature => "token has expired".into(),
                 ErrorKind::InvalidSignature => "token signature is invalid".into(),
+                ErrorKind::InvalidIssuer => "token issuer is not accepted".into(),
+                ErrorKind::InvalidAudience => "token audience is not accepted".into(),
                 _ => format!("token is invalid: {e}"),
             })
         })
@@ -141,7 +167,15 @@ pub fn mint_token(
     ttl: chrono::Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
     let now = Utc::now().timestamp();
-    let claims = Claims { sub: sub.to_owned(), company, role, iat: now, exp: now + ttl.num_seconds() };
+    let claims = Claims {
+        sub: sub.to_owned(),
+        company,
+        role,
+        iat: now,
+        exp: now + ttl.num_seconds(),
+        iss: config.jwt_issuer.clone(),
+        aud: config.jwt_audience.clone(),
+    };
     encode(
         &Header::new(Algorithm::HS256),
         &claims,

@@ -58,7 +58,7 @@ pub enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
-    /// Print a JWT signed with the configured secret (HS256).
+    /// Print a JWT signed with the configured secret (HS256), with the configured `iss`/`aud`; refuses a weak secret.
     Token {
         /// Company id (uuid) the token is scoped to.
         #[arg(long)]
@@ -291,6 +291,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{key}");
         }
         Command::Token { company, role, ttl, sub } => {
+            // A token signed with a forgeable secret would be accepted by nobody careful.
+            config.check_jwt_secret()?;
             println!("{}", auth::mint_token(&config, &sub, company, role, ttl)?);
         }
         Command::Openapi => print!("{}", crate::openapi::json()),

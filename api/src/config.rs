@@ -5,8 +5,11 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// The development JWT secret used when none is configured. `serve` warns loudly.
-pub const DEV_JWT_SECRET: &str = "chargeledger-development-secret-change-me";
+mod limits;
+mod secrets;
+
+pub use limits::LimitsConfig;
+pub use secrets::{weakness, DEV_JWT_SECRET, MIN_SECRET_BYTES};
 
 /// Every setting, for `--help`.
 pub const SETTINGS_HELP: &str = "\
@@ -15,7 +18,10 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_DATABASE_URL               database_url          postgres://postgres@127.0.0.1:5432/chargeledger
       (falls back to DATABASE_URL)
   CHARGELEDGER_HTTP_ADDR                  http_addr             127.0.0.1:8080
-  CHARGELEDGER_JWT_SECRET                 jwt_secret            a development secret (set it in production)
+  CHARGELEDGER_JWT_SECRET                 jwt_secret            none: required, at least 32 bytes, no published default
+      (./scripts/run.sh generates one into .chargeledger/secrets.env)
+  CHARGELEDGER_JWT_ISSUER                 jwt_issuer            none; when set, tokens must carry this `iss` (and `token` sets it)
+  CHARGELEDGER_JWT_AUDIENCE               jwt_audience          none; when set, tokens must carry this `aud` (and `token` sets it)
   CHARGELEDGER_JWT_PUBLIC_KEY_FILE        jwt_public_key_file   none; PEM RSA public key: RS256 tokens are then accepted
   CHARGELEDGER_DB_MAX_CONNECTIONS         db_max_connections    16
   CHARGELEDGER_TERMINAL_ONLINE_SECS       terminal_online_secs  600 (seen within this window = online)
@@ -51,7 +57,17 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_WEBHOOK_TIMEOUT_MS         webhook_timeout_ms    15000 (per delivery attempt)
   CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS  webhook_retry_schedule_ms  5000,300000,1800000,7200000,18000000,36000000,36000000
   CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses)
-  CHARGELEDGER_SECRETS_KEY                secrets_key           the JWT secret; key for stored CPMS credentials (set it, and keep it, in production)
+  CHARGELEDGER_SECRETS_KEY                secrets_key           none: required by api and serve, at least 32 bytes, not the JWT secret;
+      key of stored CPMS credentials and request fingerprints (keep it: changing it makes them unreadable)
+  CHARGELEDGER_RATE_LIMIT_PER_MIN         rate_limit_per_min    600 per credential (API key, or JWT sub + company); 0 = no limiter
+  CHARGELEDGER_RATE_LIMIT_BURST           rate_limit_burst      120 (requests a credential may send at once)
+  CHARGELEDGER_RATE_LIMIT_ANON_PER_MIN    rate_limit_anon_per_min  120 per source address without valid credentials
+  CHARGELEDGER_RATE_LIMIT_ANON_BURST      rate_limit_anon_burst 60
+  CHARGELEDGER_REQUEST_TIMEOUT_MS         request_timeout_ms    90000 (then 503 request-timeout; above 2 × the OCPP call timeout)
+  CHARGELEDGER_MAX_BODY_BYTES             max_body_bytes        262144 (larger bodies: 413)
+  CHARGELEDGER_HTTP_HEADER_TIMEOUT_MS     http_header_timeout_ms  10000 (a connection without a complete request head is closed)
+  CHARGELEDGER_IDEMPOTENCY_TTL_SECS       idempotency_ttl_secs  86400 (stored responses to Idempotency-Keys expire and are pruned)
+  CHARGELEDGER_METRICS_ADDR               metrics_addr          none; serve /metrics and /health/detailed on this address only
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -63,10 +79,12 @@ pub struct Config {
     pub database_url: String,
     /// HTTP listen address.
     pub http_addr: SocketAddr,
-    /// HS256 secret.
+    /// HS256 secret (empty when unset: every role refuses to start then).
     pub jwt_secret: SecretString,
-    /// Whether `jwt_secret` is the development default.
-    pub jwt_secret_is_default: bool,
+    /// Required `iss` of tokens, when set.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens, when set.
+    pub jwt_audience: Option<String>,
     /// PEM of an RSA public key for RS256 tokens.
     pub jwt_public_key_pem: Option<String>,
     /// Pool size.
@@ -93,8 +111,10 @@ pub struct Config {
     pub webhooks: commands::webhooks::WebhookConfig,
     /// Whether webhooks may target loopback and private addresses.
     pub webhook_allow_private: bool,
-    /// Key material for stored CPMS credentials (falls back to the JWT secret).
+    /// Key of data at rest: CPMS credentials, request fingerprints (never the JWT secret).
     pub secrets_key: Option<SecretString>,
+    /// Abuse limits of the REST port and idempotency-key expiry.
+    pub limits: LimitsConfig,
     /// The clock of schedules (tests move it forward).
     pub clock: commands::clock::Clock,
     /// Tracing filter.
@@ -147,6 +167,17 @@ struct FileConfig {
     webhook_retry_schedule_ms: Option<String>,
     webhook_allow_private: Option<bool>,
     secrets_key: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    rate_limit_per_min: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    rate_limit_anon_per_min: Option<u32>,
+    rate_limit_anon_burst: Option<u32>,
+    request_timeout_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+    http_header_timeout_ms: Option<u64>,
+    idempotency_ttl_secs: Option<u64>,
+    metrics_addr: Option<String>,
 }
 
 /// Which payment gateway, and how to reach and trust Pagar.me.
@@ -213,6 +244,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let limits = LimitsConfig::load(&f)?;
         let database_url = env("CHARGELEDGER_DATABASE_URL")
             .or_else(|| env("DATABASE_URL"))
             .or(f.database_url)
@@ -220,7 +252,6 @@ impl Config {
         let http_addr = parse("CHARGELEDGER_HTTP_ADDR", env("CHARGELEDGER_HTTP_ADDR").or(f.http_addr))?
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let secret = env("CHARGELEDGER_JWT_SECRET").or(f.jwt_secret);
-        let jwt_secret_is_default = secret.is_none();
         let key_file = env("CHARGELEDGER_JWT_PUBLIC_KEY_FILE").or(f.jwt_public_key_file);
         let jwt_public_key_pem = key_file
             .map(|p| {
@@ -405,6 +436,9 @@ impl Config {
                 .unwrap_or(false);
         Ok(Self {
             secrets_key: env("CHARGELEDGER_SECRETS_KEY").or(f.secrets_key).map(SecretString::from),
+            jwt_issuer: env("CHARGELEDGER_JWT_ISSUER").or(f.jwt_issuer),
+            jwt_audience: env("CHARGELEDGER_JWT_AUDIENCE").or(f.jwt_audience),
+            limits,
             webhooks,
             webhook_allow_private,
             clock: commands::clock::Clock::default(),
@@ -418,8 +452,7 @@ impl Config {
             ocpp,
             database_url,
             http_addr,
-            jwt_secret: SecretString::from(secret.unwrap_or_else(|| DEV_JWT_SECRET.into())),
-            jwt_secret_is_default,
+            jwt_secret: SecretString::from(secret.unwrap_or_default()),
             jwt_public_key_pem,
             db_max_connections: parse("CHARGELEDGER_DB_MAX_CONNECTIONS", env("CHARGELEDGER_DB_MAX_CONNECTIONS"))?
                 .or(f.db_max_connections)
@@ -440,13 +473,17 @@ impl Config {
         })
     }
 
-    /// A configuration for tests: the given database, port 0, a known secret.
+    /// A configuration for tests: the given database, port 0, fresh random
+    /// secrets (tokens are minted from the configuration).
     pub fn for_tests(database_url: String) -> Self {
         Self {
             database_url,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            jwt_secret: SecretString::from("test-secret"),
-            jwt_secret_is_default: false,
+            jwt_secret: SecretString::from(Self::random_secret()),
+            jwt_issuer: None,
+            jwt_audience: None,
+            // No rate limiter: tests poll; tests/limits.rs turns it on.
+            limits: LimitsConfig { rate_per_min: 0, ..LimitsConfig::default() },
             jwt_public_key_pem: None,
             db_max_connections: 8,
             terminal_online: chrono::Duration::seconds(600),
@@ -464,7 +501,7 @@ impl Config {
             kafka: None,
             webhooks: commands::webhooks::WebhookConfig::default(),
             webhook_allow_private: true,
-            secrets_key: None,
+            secrets_key: Some(SecretString::from(Self::random_secret())),
             clock: commands::clock::Clock::default(),
             log: "warn".into(),
             log_format: "text".into(),

@@ -3,28 +3,24 @@
 
 use axum::{
     extract::{FromRequest, Request},
-    http::{header, Method},
+    http::{header, request::Parts, Method},
+    response::{IntoResponse, Response},
 };
 use commands::hashing::canonical_json;
 use domain::FieldError;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use secrecy::ExposeSecret;
-
-use crate::{error::ApiError, state::AppState};
-
-/// Largest accepted request body.
-pub const MAX_BODY: usize = 256 * 1024;
+use crate::{auth::Caller, error::ApiError, state::AppState};
 
 /// A command request: typed body, idempotency key and request fingerprint.
 #[derive(Debug)]
 pub struct JsonCommand<T> {
     /// The body.
     pub body: T,
-    /// `Idempotency-Key`, if sent.
+    /// `Idempotency-Key`, if sent, scoped to the caller (see [`scoped_key`]).
     pub idempotency_key: Option<String>,
-    /// HMAC-SHA-256 (keyed with the server's JWT secret) over method, path and
+    /// HMAC-SHA-256 (keyed from `CHARGELEDGER_SECRETS_KEY`) over method, path and
     /// the canonical JSON body: two requests are "the same" when they say the same
     /// thing, whatever their whitespace or key order. Keyed, so a stored
     /// fingerprint is no offline oracle for secrets in the body (charger passwords).
@@ -40,6 +36,37 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
     key.map(|k| Some(k.to_owned())).ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new("Idempotency-Key", "must be 1 to 255 visible ASCII characters")])
     })
+}
+
+/// An `Idempotency-Key` scoped to its caller: `"<key> <actor>"` (keys hold no
+/// space, so the split is unambiguous). It names the command in the command
+/// log and the row of `idempotent_responses`, so another caller of the same
+/// company using the same key gets its own execution (ADR 0015). The caller is
+/// the one the limits middleware authenticated; without one the key stays bare
+/// (the handler's own authentication refuses the request anyway).
+pub fn scoped_key(parts: &Parts, key: Option<String>) -> Option<String> {
+    let key = key?;
+    Some(match parts.extensions.get::<Caller>() {
+        Some(caller) => format!("{key} {}", caller.actor),
+        None => key,
+    })
+}
+
+/// The key as the client sent it (what problem texts quote).
+pub fn bare_key(scoped: &str) -> &str {
+    scoped.split_once(' ').map_or(scoped, |(key, _)| key)
+}
+
+/// Whether a body error is the size limit (then 413, not 400).
+fn is_too_large(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn fingerprint(key: &[u8], method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
@@ -72,29 +99,35 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonCommand<T> {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let idempotency_key = idempotency_key(&parts.headers)?;
+        let idempotency_key = scoped_key(&parts, idempotency_key(&parts.headers).map_err(IntoResponse::into_response)?);
         let is_json =
             parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
                 ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
         if !is_json {
-            return Err(ApiError::BadRequest("send a JSON body with Content-Type: application/json".into()));
+            return Err(
+                ApiError::BadRequest("send a JSON body with Content-Type: application/json".into()).into_response()
+            );
         }
-        let bytes = axum::body::to_bytes(body, MAX_BODY)
-            .await
-            .map_err(|_| ApiError::BadRequest(format!("body is unreadable or larger than {MAX_BODY} bytes")))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-        let key = state.config.jwt_secret.expose_secret().as_bytes();
-        let fingerprint = fingerprint(key, &parts.method, parts.uri.path(), &value);
+        let max = state.config.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
+            if is_too_large(&e) {
+                crate::limits::too_large(max)
+            } else {
+                ApiError::BadRequest("the request body could not be read".into()).into_response()
+            }
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")).into_response())?;
+        let fingerprint = fingerprint(&state.config.fingerprint_key(), &parts.method, parts.uri.path(), &value);
         let body = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::Validation(vec![FieldError::new(field, e.inner().to_string())])
+            ApiError::Validation(vec![FieldError::new(field, e.inner().to_string())]).into_response()
         })?;
         Ok(Self { body, idempotency_key, fingerprint })
     }

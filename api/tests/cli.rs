@@ -11,13 +11,16 @@ use sqlx::PgPool;
 use support::*;
 use uuid::Uuid;
 
+/// A strong secret for the tools (weak ones are refused).
+const CLI_SECRET: &str = "cli-3f9a1c0e7b2d4a6f8e1c3b5d7f9a0c2e4b6d8f";
+
 fn chargeledger(db_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chargeledger"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CHARGELEDGER_DATABASE_URL", db_url)
-        .env("CHARGELEDGER_JWT_SECRET", "cli-secret")
+        .env("CHARGELEDGER_JWT_SECRET", CLI_SECRET)
         .env("CHARGELEDGER_LOG", "warn")
         .output()
         .unwrap()
@@ -78,7 +81,7 @@ fn token_prints_a_jwt_signed_with_the_configured_secret() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_owned();
     let mut config = Config::for_tests(String::new());
-    config.jwt_secret = "cli-secret".to_owned().into();
+    config.jwt_secret = CLI_SECRET.to_owned().into();
     let claims = TokenVerifier::new(&config).unwrap().verify(&token).unwrap();
     assert_eq!(claims.company.to_string(), company);
     assert_eq!(claims.exp - claims.iat, 1800);

@@ -567,7 +567,8 @@ async fn adapter_credentials_are_write_only_and_settings_are_validated(pool: PgP
     assert_eq!(s.scalar(named).await, 1, "the event names the credential");
     // Sealed, and it opens for the platform (with the server secret) only.
     let pool = &s.app.running.state.pool;
-    let cipher = commands::infrastructure::credentials::CredentialCipher::derive(b"test-secret").unwrap();
+    let key = s.app.config.secrets_key.as_ref().unwrap().expose_secret().to_owned();
+    let cipher = commands::infrastructure::credentials::CredentialCipher::derive(key.as_bytes()).unwrap();
     let (opened, unreadable) = commands::infrastructure::credentials::load(
         pool,
         &cipher,

@@ -35,7 +35,7 @@ pub struct ComponentHealth {
     pub status: &'static str,
     /// Round-trip time of the check.
     pub latency_ms: Option<u64>,
-    /// Error, when down.
+    /// A generic reason, when down (the cause is in the server's log).
     pub error: Option<String>,
 }
 
@@ -81,7 +81,11 @@ async fn ping_kafka(state: &AppState) -> Option<ComponentHealth> {
     let started = Instant::now();
     Some(match probe.ping(Duration::from_secs(2)).await {
         Ok(_) => ComponentHealth { status: "up", latency_ms: Some(started.elapsed().as_millis() as u64), error: None },
-        Err(e) => ComponentHealth { status: "down", latency_ms: None, error: Some(e) },
+        Err(error) => {
+            // The cause goes to the log only: health pages are often public.
+            tracing::warn!(%error, "kafka health check failed");
+            ComponentHealth { status: "down", latency_ms: None, error: Some("kafka is unreachable".into()) }
+        }
     })
 }
 
@@ -103,8 +107,14 @@ async fn ping(state: &AppState) -> ComponentHealth {
         Ok(Ok(_)) => {
             ComponentHealth { status: "up", latency_ms: Some(started.elapsed().as_millis() as u64), error: None }
         }
-        Ok(Err(e)) => ComponentHealth { status: "down", latency_ms: None, error: Some(e.to_string()) },
-        Err(_) => ComponentHealth { status: "down", latency_ms: None, error: Some("timed out after 2 s".into()) },
+        Ok(Err(error)) => {
+            // The cause (host names, users, database names) goes to the log only.
+            tracing::warn!(%error, "postgres health check failed");
+            ComponentHealth { status: "down", latency_ms: None, error: Some("postgres is unreachable".into()) }
+        }
+        Err(_) => {
+            ComponentHealth { status: "down", latency_ms: None, error: Some("postgres did not answer in 2 s".into()) }
+        }
     }
 }
 
@@ -114,12 +124,10 @@ async fn ping(state: &AppState) -> ComponentHealth {
     (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
     let pg = ping(&state).await;
-    if let Some(e) = pg.error {
-        tracing::warn!(error = %e, "readiness check failed");
+    if pg.error.is_some() {
         return Err(ApiError::Unavailable("postgres is unreachable".into()));
     }
-    if let Some(ComponentHealth { error: Some(e), .. }) = ping_kafka(&state).await {
-        tracing::warn!(error = %e, "readiness check failed");
+    if let Some(ComponentHealth { error: Some(_), .. }) = ping_kafka(&state).await {
         return Err(ApiError::Unavailable("kafka is unreachable".into()));
     }
     Ok(Json(HealthStatus { status: "ok" }))

@@ -81,9 +81,13 @@ fn adapter_of(state: &AppState, kind: AdapterType) -> Result<std::sync::Arc<dyn 
     adapters::all(state).get(kind).ok_or_else(|| ApiError::Unavailable(format!("no {kind} adapter runs here")))
 }
 
-/// Seals and opens credentials with a key derived from the server secret.
+/// Seals and opens credentials with a key derived from `CHARGELEDGER_SECRETS_KEY`
+/// (never the JWT secret). The roles that serve requests refuse to start
+/// without it; should one run without it anyway, credential routes answer 503.
 fn cipher(state: &AppState) -> Result<CredentialCipher, ApiError> {
-    let key = state.config.secrets_key.as_ref().unwrap_or(&state.config.jwt_secret);
+    let key = state.config.secrets_key.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("CPMS credentials cannot be stored or read: CHARGELEDGER_SECRETS_KEY is not set".into())
+    })?;
     CredentialCipher::derive(key.expose_secret().as_bytes()).map_err(ApiError::internal)
 }
 
@@ -101,11 +105,10 @@ impl FromRequestParts<AppState> for BodylessCommand {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = state.config.jwt_secret.expose_secret().as_bytes().to_vec();
         let message = format!("{}\0{}\0", parts.method, parts.uri.path());
         Ok(Self {
-            idempotency_key: idempotency_key(&parts.headers)?,
-            fingerprint: hmac_sha256(&key, message.as_bytes()).to_vec(),
+            idempotency_key: crate::extract::scoped_key(parts, idempotency_key(&parts.headers)?),
+            fingerprint: hmac_sha256(&state.config.fingerprint_key(), message.as_bytes()).to_vec(),
         })
     }
 }

@@ -70,15 +70,78 @@ fn stored_response(row: &sqlx::postgres::PgRow, key: &str, fingerprint: &[u8]) -
     }
 }
 
-/// How long a request may hold its Idempotency-Key before it counts as
-/// abandoned (longer than any handler runs, charger commands included).
-const IN_FLIGHT_LEASE_SECS: i64 = 1800;
+/// Members of a response shown once (a webhook's signing secret): the copy
+/// kept for replays has them as `null`, with `secretWithheld: true`. A client
+/// that lost the first answer rotates the secret.
+const SHOWN_ONCE: &[&str] = &["secret"];
+
+/// The body as stored for replays: without what is shown once.
+fn for_storage(body: &Value) -> Value {
+    let mut stored = body.clone();
+    if let Some(members) = stored.as_object_mut() {
+        let mut withheld = false;
+        for name in SHOWN_ONCE {
+            if let Some(value) = members.get_mut(*name).filter(|v| !v.is_null()) {
+                *value = Value::Null;
+                withheld = true;
+            }
+        }
+        if withheld {
+            members.insert("secretWithheld".into(), Value::Bool(true));
+        }
+    }
+    stored
+}
+
+/// Releases a claim whose request was cancelled (the request timeout, or the
+/// client went away) so a retry executes afresh instead of meeting a 409.
+struct ClaimGuard {
+    pool: sqlx::PgPool,
+    company: uuid::Uuid,
+    caller: String,
+    key: String,
+    token: String,
+    armed: bool,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (pool, company, caller, key, token) = (
+            self.pool.clone(),
+            self.company,
+            std::mem::take(&mut self.caller),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        runtime.spawn(async move {
+            let released = sqlx::query(
+                "DELETE FROM idempotent_responses WHERE company_id = $1 AND caller = $2 AND key = $3 AND status = 0 AND body = $4",
+            )
+            .bind(company)
+            .bind(caller)
+            .bind(key)
+            .bind(token)
+            .execute(&pool)
+            .await;
+            if let Err(error) = released {
+                tracing::warn!(%error, "could not release an idempotency claim; it lapses with its process or lease");
+            }
+        });
+    }
+}
 
 /// Runs a command handler under an optional `Idempotency-Key` (Stripe's
-/// semantics): the same key and request gets the stored response
-/// (`Idempotent-Replayed: true`); another request under the key gets 422; a
-/// duplicate while the first is still running gets 409. Failures are not
-/// stored, so they can be retried.
+/// semantics), scoped to (company, caller): the same key and request gets the
+/// stored response (`Idempotent-Replayed: true`); another request under the
+/// key gets 422; a duplicate while the first is still running gets 409.
+/// Failures are not stored, so they can be retried. A claim whose process is
+/// gone is free at once, one of a live process after the request timeout plus
+/// [`crate::idempotency::LEASE_SLACK`]; stored responses expire after
+/// `CHARGELEDGER_IDEMPOTENCY_TTL_SECS` (ADR 0015).
 pub async fn idempotent<F>(
     state: &AppState,
     caller: &Caller,
@@ -89,30 +152,45 @@ pub async fn idempotent<F>(
 where
     F: std::future::Future<Output = Result<Stored, ApiError>>,
 {
-    let Some(key) = key else { return Ok(run.await?.into_response()) };
+    let Some(scoped) = key else { return Ok(run.await?.into_response()) };
+    let key = crate::extract::bare_key(scoped);
     let in_flight =
         || ApiError::Conflict(format!("a request with Idempotency-Key {key:?} is still in progress; retry later"));
+    let limits = &state.config.limits;
+    let lease = (limits.request_timeout + crate::idempotency::LEASE_SLACK).as_secs_f64();
+    let ttl = limits.idempotency_ttl.as_secs_f64();
     // Claim the key (with an owner token), or learn what it already holds.
     let token = uuid::Uuid::new_v4().to_string();
     let claimed = sqlx::query(
-        "INSERT INTO idempotent_responses (company_id, key, request_hash, status, location, body) VALUES ($1, $2, $3, 0, NULL, $5) \
-         ON CONFLICT (company_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, body = EXCLUDED.body, created_at = now() \
-           WHERE idempotent_responses.status = 0 AND idempotent_responses.created_at < now() - $4 * interval '1 second' \
+        "INSERT INTO idempotent_responses (company_id, caller, key, request_hash, status, location, body, instance) \
+         VALUES ($1, $2, $3, $4, 0, NULL, $5, $6) \
+         ON CONFLICT (company_id, caller, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, body = EXCLUDED.body, \
+           instance = EXCLUDED.instance, status = 0, location = NULL, content_type = 'application/json', created_at = now() \
+           WHERE idempotent_responses.created_at < now() - $8 * interval '1 second' \
+              OR (idempotent_responses.status = 0 AND (idempotent_responses.created_at < now() - $7 * interval '1 second' \
+                  OR idempotency_claim_abandoned(idempotent_responses.instance))) \
          RETURNING 1",
     )
     .bind(caller.company_id)
+    .bind(&caller.actor)
     .bind(key)
     .bind(fingerprint)
-    .bind(IN_FLIGHT_LEASE_SECS)
     .bind(&token)
+    .bind(crate::idempotency::instance())
+    .bind(lease)
+    .bind(ttl)
     .fetch_optional(&state.pool)
     .await?;
     if claimed.is_none() {
-        let row = sqlx::query("SELECT request_hash, status, location, body, content_type FROM idempotent_responses WHERE company_id = $1 AND key = $2")
-            .bind(caller.company_id)
-            .bind(key)
-            .fetch_optional(&state.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT request_hash, status, location, body, content_type FROM idempotent_responses \
+             WHERE company_id = $1 AND caller = $2 AND key = $3",
+        )
+        .bind(caller.company_id)
+        .bind(&caller.actor)
+        .bind(key)
+        .fetch_optional(&state.pool)
+        .await?;
         let Some(row) = row else { return Err(in_flight()) };
         return match stored_response(&row, key, fingerprint)? {
             Some(mut response) => {
@@ -122,12 +200,21 @@ where
             None => Err(in_flight()),
         };
     }
+    let mut guard = ClaimGuard {
+        pool: state.pool.clone(),
+        company: caller.company_id,
+        caller: caller.actor.clone(),
+        key: key.to_owned(),
+        token: token.clone(),
+        armed: true,
+    };
     let store = |status: StatusCode, location: Option<String>, text: String, content_type: &'static str| {
         sqlx::query(
-            "UPDATE idempotent_responses SET status = $3, location = $4, body = $5, content_type = $7 \
-             WHERE company_id = $1 AND key = $2 AND status = 0 AND body = $6",
+            "UPDATE idempotent_responses SET status = $4, location = $5, body = $6, content_type = $8 \
+             WHERE company_id = $1 AND caller = $2 AND key = $3 AND status = 0 AND body = $7",
         )
         .bind(caller.company_id)
+        .bind(&caller.actor)
         .bind(key)
         .bind(status.as_u16() as i16)
         .bind(location)
@@ -136,11 +223,14 @@ where
         .bind(content_type)
         .execute(&state.pool)
     };
-    match run.await {
+    let outcome = run.await;
+    // The guard stays armed until the outcome is stored or the claim released.
+    let answer = match outcome {
         Ok(stored) => {
             let text = serde_json::to_string(&stored.body).map_err(ApiError::internal)?;
-            store(stored.status, stored.location.clone(), text.clone(), "application/json").await?;
-            Ok(raw_json(stored.status, stored.location, text))
+            let kept = serde_json::to_string(&for_storage(&stored.body)).map_err(ApiError::internal)?;
+            store(stored.status, stored.location.clone(), kept, "application/json").await?;
+            raw_json(stored.status, stored.location, text)
         }
         // Errors that come after a side effect (a declined payment, a charger's
         // refusal or silence) are the answer to this key: a retry must not act again.
@@ -150,21 +240,25 @@ where
             let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.map_err(ApiError::internal)?;
             let text = String::from_utf8_lossy(&bytes).into_owned();
             store(status, None, text.clone(), "application/problem+json").await?;
-            Ok(raw(status, None, text, "application/problem+json"))
+            raw(status, None, text, "application/problem+json")
         }
         Err(error) => {
             // Not stored: the same request may be retried.
             sqlx::query(
-                "DELETE FROM idempotent_responses WHERE company_id = $1 AND key = $2 AND status = 0 AND body = $3",
+                "DELETE FROM idempotent_responses WHERE company_id = $1 AND caller = $2 AND key = $3 AND status = 0 AND body = $4",
             )
             .bind(caller.company_id)
+            .bind(&caller.actor)
             .bind(key)
             .bind(&token)
             .execute(&state.pool)
             .await?;
-            Err(error)
+            guard.armed = false;
+            return Err(error);
         }
-    }
+    };
+    guard.armed = false;
+    Ok(answer)
 }
 
 /// Keyset pagination over `(timestamp, id)`, newest first: the page size, the

@@ -248,6 +248,9 @@ async fn run_command(state: &AppState, caller: &Caller, target: &Target, call: C
     }
     // Queue time plus the charger's answer time, then a little slack.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms as u64) * 2 + Duration::from_secs(1);
+    // Woken by appends (this process's and those other processes announce),
+    // not by polling; subscribed before the first read so no answer is missed.
+    let mut appended = state.store.subscribe();
     loop {
         let view = ocpp_commands::view(&state.store, command_id).await.map_err(ApiError::internal)?;
         let Some(view) = view else { return Err(ApiError::internal("command stream vanished")) };
@@ -289,7 +292,18 @@ async fn run_command(state: &AppState, caller: &Caller, target: &Target, call: C
                 }
                 return Err(ApiError::GatewayTimeout(format!("{id} did not answer {action} in time")));
             }
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            _ => {
+                // A re-check at least every second covers a missed announcement.
+                let recheck = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+                tokio::select! {
+                    changed = appended.changed() => {
+                        if changed.is_err() {
+                            tokio::time::sleep_until(recheck).await;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(recheck) => {}
+                }
+            }
         }
     }
 }

@@ -63,8 +63,13 @@ pub struct WebhookWithSecret {
     /// The subscription.
     #[serde(flatten)]
     pub subscription: SubscriptionView,
-    /// `whsec_…`: shown only now. Verify deliveries with it (Standard Webhooks).
-    pub secret: String,
+    /// `whsec_…`: shown only in this first answer. Verify deliveries with it
+    /// (Standard Webhooks). `null` in an idempotent replay: the secret is not
+    /// kept with stored responses; rotate it if the first answer was lost.
+    pub secret: Option<String>,
+    /// `true` in an idempotent replay, whose secret was withheld.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret_withheld: bool,
 }
 
 /// The result of a test delivery.
@@ -225,7 +230,7 @@ pub async fn register(
         Ok(Stored {
             status: StatusCode::CREATED,
             location: Some(format!("/api/v1/webhooks/{id}")),
-            body: json!(WebhookWithSecret { subscription, secret }),
+            body: json!(WebhookWithSecret { subscription, secret: Some(secret), secret_withheld: false }),
         })
     })
     .await
@@ -380,7 +385,11 @@ pub async fn rotate_secret(
         let (secret, _, position) =
             state.webhooks.rotate_secret(&actor(&caller), id, std::time::Duration::from_secs(grace)).await?;
         let subscription = view_after(&state, caller.company_id, id, position).await?;
-        Ok(Stored { status: StatusCode::OK, location: None, body: json!(WebhookWithSecret { subscription, secret }) })
+        Ok(Stored {
+            status: StatusCode::OK,
+            location: None,
+            body: json!(WebhookWithSecret { subscription, secret: Some(secret), secret_withheld: false }),
+        })
     })
     .await
 }

@@ -4,7 +4,9 @@
 //! they live in `cpms_credentials`, one row per (company, adapter, name),
 //! written in the transaction that appends the `cpms_config.adapter_configured`
 //! event naming them, and deleted when removed. Each value is sealed with
-//! AES-256-GCM under a key derived (HKDF-SHA-256) from the server secret; the
+//! AES-256-GCM under a key derived (HKDF-SHA-256) from the data key
+//! (`CHARGELEDGER_SECRETS_KEY`, its own setting: never the JWT secret, so
+//! rotating the JWT secret leaves credentials readable; ADR 0015); the
 //! company, adapter and name are the associated data, so a sealed value cannot
 //! be moved to another row and still open.
 
@@ -30,8 +32,8 @@ pub enum CredentialError {
     /// The random source or the cipher failed.
     #[error("the credential could not be sealed")]
     Seal,
-    /// Not sealed by this key (another server secret), or not for this row.
-    #[error("the credential could not be opened (was the server secret changed?)")]
+    /// Not sealed by this key (another data key), or not for this row.
+    #[error("the credential could not be opened (was CHARGELEDGER_SECRETS_KEY changed?)")]
     Open,
 }
 
@@ -53,7 +55,7 @@ fn context(company: Uuid, adapter: AdapterType, name: &str) -> Vec<u8> {
 }
 
 impl CredentialCipher {
-    /// The cipher keyed from the server secret.
+    /// The cipher keyed from the data key (`CHARGELEDGER_SECRETS_KEY`).
     pub fn derive(secret: &[u8]) -> Result<Self, CredentialError> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"chargeledger cpms credentials").extract(secret);
         let okm = prk.expand(&[b"aes-256-gcm v1"], &aead::AES_256_GCM).map_err(|_| CredentialError::Seal)?;
@@ -142,7 +144,7 @@ pub(crate) async fn write(
 }
 
 /// The company's credentials for an adapter, opened. A value that no longer
-/// opens (the server secret changed) is left out and named in the second list.
+/// opens (the data key changed) is left out and named in the second list.
 pub async fn load(
     pool: &PgPool,
     cipher: &CredentialCipher,
