@@ -13,5 +13,6 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
 pub mod routes;
 pub mod state;
