@@ -166,6 +166,8 @@ async fn every_operation_of_the_openapi_document_answers_every_role_as_the_matri
     let app = TestApp::start(pool.clone()).await;
     let company = Uuid::new_v4();
     let callers = callers(&app, &pool, company).await;
+    // A driver is its token's subject: there are no driver API keys.
+    assert!(auth::create_api_key(&pool, company, Role::Driver, "driver").await.is_err());
     let mut failures = vec![];
     for (method, path, allowed) in MATRIX {
         if *allowed != "*" {
@@ -303,6 +305,10 @@ async fn a_driver_sees_only_its_own_intents_and_wallet_and_cannot_capture_void_r
     assert_eq!(o.get(&format!("/v1/payment-intents/{nobodys}"), &o.driver_a).await.0, 404);
     let (status, intent) = o.get(&format!("/v1/payment-intents/{mine}"), &o.driver_b).await;
     assert_eq!((status, intent["customer"]["customerId"].as_str()), (200, Some("driver-b")));
+    // The same customer id in another company owns nothing here.
+    let elsewhere = token(&o.app, "driver-b", Uuid::new_v4(), Role::Driver);
+    assert_eq!(o.get(&format!("/v1/payment-intents/{mine}"), &elsewhere).await.0, 404);
+    assert_eq!(o.get("/v1/wallets/driver-b", &elsewhere).await.1["balance"], 0);
     let problem = o
         .refused(&format!("/v1/payment-intents/{mine}/authorize"), &o.driver_a, json!({"cardToken": "tok_ok"}), 404)
         .await;
