@@ -125,6 +125,8 @@ pub fn router(state: AppState) -> Router {
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::json()) }),
         )
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        // Authorization of every route above (policy.rs); keep routes above this line.
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::policy::authorize))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(state.config.limits.max_body_bytes))

@@ -24,8 +24,12 @@ pub enum Role {
     Operator,
     /// Reads only.
     Viewer,
-    /// A driver (charging and paying, later issues).
+    /// A driver: starts, stops and reads its own sessions, pays for itself;
+    /// the token's `sub` is its customer id.
     Driver,
+    /// A CPMS integration: starts ad-hoc charges and reports their progress
+    /// and completion.
+    Service,
 }
 
 impl Role {
@@ -36,11 +40,12 @@ impl Role {
             Self::Operator => "operator",
             Self::Viewer => "viewer",
             Self::Driver => "driver",
+            Self::Service => "service",
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [Self::Admin, Self::Operator, Self::Viewer, Self::Driver].into_iter().find(|r| r.as_str() == raw)
+        [Self::Admin, Self::Operator, Self::Viewer, Self::Driver, Self::Service].into_iter().find(|r| r.as_str() == raw)
     }
 }
 
@@ -74,14 +79,36 @@ pub struct Caller {
     pub role: Role,
     /// For event metadata: `user:<sub>` or `api-key:<id>`.
     pub actor: String,
+    /// The token's `sub` (none for API keys).
+    pub subject: Option<String>,
 }
 
 impl Caller {
-    /// Refuses roles that may only read (viewer, driver).
+    /// Refuses (403) roles that are not admin or operator. Routes are already
+    /// checked by [`crate::policy::authorize`]; handlers keep this as a second line.
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self.role {
             Role::Admin | Role::Operator => Ok(()),
-            _ => Err(ApiError::Forbidden(format!("role {} may read but not change anything", self.role.as_str()))),
+            role => Err(ApiError::Forbidden(format!("role {} may not do this", role.as_str()))),
+        }
+    }
+
+    /// The customer whose resources alone this caller may see: the `sub` of a
+    /// driver. `None` for every other role (they see the whole company).
+    pub fn owner(&self) -> Option<&str> {
+        match self.role {
+            // A driver always has a subject: driver API keys are refused.
+            Role::Driver => Some(self.subject.as_deref().unwrap_or("")),
+            _ => None,
+        }
+    }
+
+    /// 404 (never 403: no existence oracle) when a driver asks for a resource
+    /// of another customer; `owner` is the resource's customer id.
+    pub fn must_own(&self, owner: Option<&str>, what: &str) -> Result<(), ApiError> {
+        match self.owner() {
+            Some(me) if owner != Some(me) => Err(ApiError::NotFound(format!("{what} not found"))),
+            _ => Ok(()),
         }
     }
 }
@@ -194,6 +221,10 @@ pub async fn create_api_key(
     role: Role,
     name: &str,
 ) -> Result<(Uuid, String), sqlx::Error> {
+    if role == Role::Driver {
+        // A driver's identity (its customer id) is the `sub` of its token.
+        return Err(sqlx::Error::InvalidArgument("drivers sign in with tokens, not API keys".into()));
+    }
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let key = format!("clk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
@@ -218,17 +249,23 @@ async fn caller_from_api_key(pool: &PgPool, key: &str) -> Result<Caller, ApiErro
     let row = row.ok_or_else(|| ApiError::Unauthorized("API key is not valid".into()))?;
     let id: Uuid = row.try_get("id")?;
     let role: String = row.try_get("role")?;
-    Ok(Caller {
-        company_id: row.try_get("company_id")?,
-        role: Role::parse(&role).ok_or_else(|| ApiError::internal(format!("api key {id} has unknown role {role}")))?,
-        actor: format!("api-key:{id}"),
-    })
+    let role = Role::parse(&role).ok_or_else(|| ApiError::internal(format!("api key {id} has unknown role {role}")))?;
+    if role == Role::Driver {
+        return Err(ApiError::Unauthorized(
+            "a driver signs in with a token whose sub is its customer id, not an API key".into(),
+        ));
+    }
+    Ok(Caller { company_id: row.try_get("company_id")?, role, actor: format!("api-key:{id}"), subject: None })
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Already authenticated by the route's authorization layer.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         if let Some(auth) = parts.headers.get(axum::http::header::AUTHORIZATION) {
             let auth = auth.to_str().map_err(|_| ApiError::Unauthorized("Authorization header is not text".into()))?;
             let token = auth
@@ -236,7 +273,15 @@ impl FromRequestParts<AppState> for Caller {
                 .or_else(|| auth.strip_prefix("bearer "))
                 .ok_or_else(|| ApiError::Unauthorized("Authorization must be 'Bearer <token>'".into()))?;
             let claims = state.verifier.verify(token.trim())?;
-            return Ok(Caller { company_id: claims.company, role: claims.role, actor: format!("user:{}", claims.sub) });
+            if claims.role == Role::Driver && claims.sub.is_empty() {
+                return Err(ApiError::Unauthorized("a driver's token needs its customer id as sub".into()));
+            }
+            return Ok(Caller {
+                company_id: claims.company,
+                role: claims.role,
+                actor: format!("user:{}", claims.sub),
+                subject: Some(claims.sub),
+            });
         }
         if let Some(key) = parts.headers.get("x-api-key") {
             let key = key.to_str().map_err(|_| ApiError::Unauthorized("X-API-Key is not text".into()))?;

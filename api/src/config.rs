@@ -48,6 +48,7 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_SMTP_URL                   smtp_url              none; smtp://host:port (receipts are not sent without it)
   CHARGELEDGER_SMTP_FROM                  smtp_from             ChargeLedger <recibos@chargeledger.local>
   CHARGELEDGER_SESSION_START_TIMEOUT_SECS session_start_timeout_secs  120 (a charger that has not started by then: the payment is voided)
+  CHARGELEDGER_TRUST_CLIENT_TARIFF        trust_client_tariff   false; UNSAFE when true: drivers may start sessions with a tariff they choose
   CHARGELEDGER_QUEUE_RETRY_SCHEDULE_MS    queue_retry_schedule_ms  5000,30000,120000,600000,1800000,3600000,7200000
   CHARGELEDGER_KAFKA_BROKERS              kafka_brokers         none; host:port[,…]: publish the log to Kafka (relay role, and part of serve)
   CHARGELEDGER_KAFKA_TOPIC_PREFIX         kafka_topic_prefix    chargeledger (topics are PREFIX.<stream category>)
@@ -105,6 +106,8 @@ pub struct Config {
     pub smtp_from: String,
     /// Charge orchestration settings.
     pub sessions: commands::sessions::SessionConfig,
+    /// Unsafe: lets drivers start sessions with the tariff they send (until tariffs live on the server).
+    pub trust_client_tariff: bool,
     /// Kafka relay settings; `None` runs without Kafka (the embedded default).
     pub kafka: Option<gateways::kafka::KafkaConfig>,
     /// Webhook delivery settings.
@@ -157,6 +160,7 @@ struct FileConfig {
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     session_start_timeout_secs: Option<u64>,
+    trust_client_tariff: Option<bool>,
     queue_retry_schedule_ms: Option<String>,
     kafka_brokers: Option<String>,
     kafka_topic_prefix: Option<String>,
@@ -378,6 +382,9 @@ impl Config {
             }
         }
         sessions.command_timeout_ms = ocpp.call_timeout.as_millis() as i64;
+        let trust_client_tariff = parse("CHARGELEDGER_TRUST_CLIENT_TARIFF", env("CHARGELEDGER_TRUST_CLIENT_TARIFF"))?
+            .or(f.trust_client_tariff)
+            .unwrap_or(false);
         let kafka = match env("CHARGELEDGER_KAFKA_BROKERS").or(f.kafka_brokers) {
             None => None,
             Some(brokers) => {
@@ -448,6 +455,7 @@ impl Config {
                 .or(f.smtp_from)
                 .unwrap_or_else(|| "ChargeLedger <recibos@chargeledger.local>".into()),
             sessions,
+            trust_client_tariff,
             payments,
             ocpp,
             database_url,
@@ -498,6 +506,7 @@ impl Config {
             smtp_url: None,
             smtp_from: "ChargeLedger <recibos@chargeledger.local>".into(),
             sessions: commands::sessions::SessionConfig::default(),
+            trust_client_tariff: false,
             kafka: None,
             webhooks: commands::webhooks::WebhookConfig::default(),
             webhook_allow_private: true,

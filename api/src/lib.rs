@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
 pub mod routes;
 pub mod serve;
 pub mod state;

@@ -84,7 +84,24 @@ pub fn declared_types() -> Vec<&'static str> {
     .concat()
 }
 
-/// Every event type of the platform with its current schema.
+/// Superseded versions, frozen as they were committed when current (ADR 0007):
+/// their events stay in the log, read through the upcasters.
+const FROZEN: &[(&str, u32, &str)] =
+    &[("charge_session.started", 1, include_str!("../../schemas/events/charge_session.started.v1.schema.json"))];
+
+/// The superseded versions' schemas.
+pub fn frozen() -> Vec<EventSchema> {
+    FROZEN
+        .iter()
+        .filter_map(|(event_type, version, text)| {
+            let schema = serde_json::from_str(text).ok()?;
+            Some(EventSchema { event_type: (*event_type).to_owned(), version: *version, schema })
+        })
+        .collect()
+}
+
+/// Every event type of the platform with its current schema, and the frozen
+/// schemas of superseded versions.
 pub fn all() -> Vec<EventSchema> {
     let mut all = variants::<TerminalEvent>();
     all.extend(variants::<LogEvent>());
@@ -99,6 +116,7 @@ pub fn all() -> Vec<EventSchema> {
     all.extend(variants::<CpmsConfigEvent>());
     all.extend(variants::<WebhookEvent>());
     all.extend(variants::<DeliveryEvent>());
+    all.extend(frozen());
     all
 }
 

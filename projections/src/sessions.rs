@@ -49,7 +49,7 @@ impl Projector for SessionsProjector {
             E::Started(s) => {
                 sqlx::query(
                     "INSERT INTO sessions (id, company_id, kind, status, station_id, charge_point_id, connector_id, method, payment_intent_id, \
-                     preauth_amount, started_at, updated_at) VALUES ($1, $2, $3, 'PREAUTHORIZING', $4, $5, $6, $7, $8, $9, $10, $10)",
+                     preauth_amount, started_at, updated_at, customer_id) VALUES ($1, $2, $3, 'PREAUTHORIZING', $4, $5, $6, $7, $8, $9, $10, $10, $11)",
                 )
                 .bind(id)
                 .bind(s.company_id)
@@ -61,6 +61,7 @@ impl Projector for SessionsProjector {
                 .bind(s.payment_intent_id)
                 .bind(s.preauth_amount)
                 .bind(s.at)
+                .bind(&s.customer_id)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -161,13 +162,24 @@ pub struct SessionSummary {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which sessions of a company a list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter<'a> {
+    /// `ocpp` or `adhoc`.
+    pub kind: Option<&'a str>,
+    /// Only this status.
+    pub status: Option<&'a str>,
+    /// Only this station.
+    pub station: Option<i64>,
+    /// Only this customer's (a driver sees only its own).
+    pub customer: Option<&'a str>,
+}
+
 /// Sessions of a company, newest first.
 pub async fn list(
     pool: &PgPool,
     company: Uuid,
-    kind: Option<&str>,
-    status: Option<&str>,
-    station: Option<i64>,
+    filter: ListFilter<'_>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<SessionSummary>, sqlx::Error> {
@@ -175,15 +187,17 @@ pub async fn list(
         "SELECT id, kind, status, station_id, charge_point_id, connector_id, energy_wh, cost_cents, captured_cents, started_at, updated_at \
          FROM rm_sessions.sessions WHERE company_id = $1 AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR status = $3) \
          AND ($4::bigint IS NULL OR station_id = $4) AND ($5::timestamptz IS NULL OR (started_at, id) < ($5, $6)) \
+         AND ($8::text IS NULL OR customer_id = $8) \
          ORDER BY started_at DESC, id DESC LIMIT $7",
     )
     .bind(company)
-    .bind(kind)
-    .bind(status)
-    .bind(station)
+    .bind(filter.kind)
+    .bind(filter.status)
+    .bind(filter.station)
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(limit)
+    .bind(filter.customer)
     .fetch_all(pool)
     .await?;
     rows.iter()

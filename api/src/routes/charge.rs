@@ -162,6 +162,11 @@ fn actor(caller: &Caller) -> Actor {
     Actor { company: CompanyId(caller.company_id), actor: caller.actor.clone(), correlation: Uuid::now_v7() }
 }
 
+/// The customer a session belongs to.
+fn owner(session: &SessionState) -> Option<&str> {
+    session.started.as_ref().and_then(|s| s.customer_id.as_deref())
+}
+
 fn payment_status(intent: &IntentState) -> &'static str {
     match intent.status() {
         IntentStatus::RequiresCapture => "authorized",
@@ -230,8 +235,18 @@ async fn start_input(
     let mut errors = Vec::new();
     let method = serde_json::from_value::<PaymentMethod>(json!(dto.method))
         .map_err(|_| FieldError::new("method", "must be PIX, CREDIT_CARD, WALLET, VIP, GOOGLE_PAY or APPLE_PAY"));
-    let price = decimal("charger.price", &dto.charger.price);
-    let fixed = decimal("charger.fixed_connection_cost", &dto.charger.fixed_connection_cost);
+    if caller.owner().is_some() && matches!(method, Ok(PaymentMethod::Vip)) {
+        return Err(ApiError::Forbidden("a driver cannot start a sponsored (VIP) session".into()));
+    }
+    let not_negative = |field: &str, d: Result<Decimal, FieldError>| match d {
+        Ok(d) if d < Decimal::ZERO => Err(FieldError::new(field, "must not be below zero")),
+        other => other,
+    };
+    let price = not_negative("charger.price", decimal("charger.price", &dto.charger.price));
+    let fixed = not_negative(
+        "charger.fixed_connection_cost",
+        decimal("charger.fixed_connection_cost", &dto.charger.fixed_connection_cost),
+    );
     for e in [method.as_ref().err(), price.as_ref().err(), fixed.as_ref().err()].into_iter().flatten() {
         errors.push(e.clone());
     }
@@ -303,7 +318,8 @@ async fn start_input(
         cpf: dto.cpf,
         card_token: dto.card_token,
         network_token: dto.network_token,
-        customer_id: dto.customer_id,
+        // A driver's session is its own, whatever the body says.
+        customer_id: caller.owner().map(str::to_owned).or(dto.customer_id),
         tariff: Tariff {
             price_per_kwh: price.map_err(|e| ApiError::Validation(vec![e]))?,
             fixed_connection_cost: fixed.map_err(|e| ApiError::Validation(vec![e]))?,
@@ -378,6 +394,7 @@ pub async fn stop(
     let id = session_id(&body.session_id)?;
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
         let a = actor(&caller);
+        caller.must_own(owner(&state.sessions.get(a.company, id).await?), "charge session")?;
         let session = state.sessions.stop(&a, id, "driver", "stopped through POST /charge/stop").await?;
         let body = view(&state, a.company, id, &session).await?;
         Ok(Stored { status: StatusCode::OK, location: None, body: json!(body) })
@@ -396,6 +413,7 @@ pub async fn get(
     let id = session_id(&id)?;
     let company = CompanyId(caller.company_id);
     let session = state.sessions.get(company, id).await?;
+    caller.must_own(owner(&session), "charge session")?;
     Ok(Json(view(&state, company, id, &session).await?))
 }
 
@@ -412,6 +430,7 @@ pub async fn events(
     let id = session_id(&id)?;
     let company = CompanyId(caller.company_id);
     let session = state.sessions.get(company, id).await?;
+    caller.must_own(owner(&session), "charge session")?;
     let mut events = state.sessions.history(company, id).await?;
     if let (Some(started), Some(tx)) = (&session.started, &session.transaction_id) {
         let charger = format!("charger-{}", started.charge_point_id);
@@ -595,6 +614,7 @@ pub async fn adhoc_get(
     let company = CompanyId(caller.company_id);
     let session = state.sessions.get(company, id).await?;
     adhoc(&session)?;
+    caller.must_own(owner(&session), "ad-hoc charge")?;
     Ok(Json(view(&state, company, id, &session).await?))
 }
 
@@ -633,16 +653,13 @@ pub async fn adhoc_list(
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
     let limit = super::page::limit(p.limit)?;
     let after = super::page::after(p.cursor.as_deref())?;
-    let mut data = projections::sessions::list(
-        &state.pool,
-        caller.company_id,
-        Some("adhoc"),
-        p.status.as_deref(),
-        p.station_id,
-        after,
-        limit + 1,
-    )
-    .await?;
+    let filter = projections::sessions::ListFilter {
+        kind: Some("adhoc"),
+        status: p.status.as_deref(),
+        station: p.station_id,
+        customer: caller.owner(),
+    };
+    let mut data = projections::sessions::list(&state.pool, caller.company_id, filter, after, limit + 1).await?;
     let next_cursor = super::page::next(&mut data, limit, |l| (l.started_at, l.id));
     Ok(Json(SessionPage { data, next_cursor }))
 }

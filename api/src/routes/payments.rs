@@ -194,6 +194,21 @@ fn actor(caller: &Caller) -> Actor {
     Actor { company: CompanyId(caller.company_id), actor: caller.actor.clone(), correlation: Uuid::now_v7() }
 }
 
+/// The customer an intent belongs to.
+fn owner(intent: &IntentState) -> Option<&str> {
+    intent.created.as_ref().and_then(|c| c.customer.customer_id.as_deref())
+}
+
+/// A driver may not make or authorize sponsored payments.
+fn no_vip(caller: &Caller, method: Option<PaymentMethod>) -> Result<(), ApiError> {
+    match (caller.owner(), method) {
+        (Some(_), Some(PaymentMethod::Vip)) => {
+            Err(ApiError::Forbidden("VIP (sponsored) payments need an operator".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn intent_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("payment intent not found".into()))
 }
@@ -240,9 +255,11 @@ pub async fn create(
     cmd: JsonCommand<CreateIntentRequest>,
 ) -> Result<Response, ApiError> {
     let JsonCommand { body, idempotency_key, fingerprint } = cmd;
+    no_vip(&caller, Some(body.method))?;
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
         let customer = Customer {
-            customer_id: body.customer.customer_id,
+            // A driver pays for itself, whatever the body says.
+            customer_id: caller.owner().map(str::to_owned).or(body.customer.customer_id),
             name: body.customer.name,
             email: body.customer.email,
             cpf: body.customer.cpf,
@@ -271,11 +288,12 @@ pub async fn get(
 ) -> Result<Json<IntentView>, ApiError> {
     let id = intent_id(&id)?;
     let intent = state.payments.get(CompanyId(caller.company_id), id).await?;
+    caller.must_own(owner(&intent), "payment intent")?;
     Ok(Json(view(id, &intent)))
 }
 
 macro_rules! operation {
-    ($name:ident, $path:literal, $doc:literal, $body:ty, |$s:ident, $a:ident, $id:ident, $b:ident| $call:expr) => {
+    ($name:ident, $path:literal, $doc:literal, $body:ty, |$s:ident, $c:ident, $a:ident, $id:ident, $b:ident| $call:expr) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "Payments", request_body = $body,
             params(("id" = Uuid, Path, description = "Intent id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
@@ -288,7 +306,8 @@ macro_rules! operation {
             let $id = intent_id(&id)?;
             let JsonCommand { body: $b, idempotency_key, fingerprint } = cmd;
             let $a = actor(&caller);
-            idempotent(&$s, &caller, idempotency_key.as_deref(), &fingerprint, async {
+            let $c = &caller;
+            idempotent(&$s, $c, idempotency_key.as_deref(), &fingerprint, async {
                 let intent = $call?;
                 answer($id, &intent, false)
             })
@@ -302,24 +321,33 @@ operation!(
     "/v1/payment-intents/{id}/authorize",
     "Authorize a payment intent (card pre-authorization, PIX code, wallet hold, VIP).",
     AuthorizeRequest,
-    |state, a, id, b| state
-        .payments
-        .authorize(&a, id, AuthorizeInput { card_token: b.card_token, network_token: b.network_token })
-        .await
+    |state, caller, a, id, b| async {
+        if caller.owner().is_some() {
+            let intent = state.payments.get(a.company, id).await?;
+            caller.must_own(owner(&intent), "payment intent")?;
+            no_vip(caller, intent.created.as_ref().map(|c| c.method))?;
+        }
+        let input = AuthorizeInput { card_token: b.card_token, network_token: b.network_token };
+        state.payments.authorize(&a, id, input).await.map_err(ApiError::from)
+    }
+    .await
 );
 operation!(
     capture,
     "/v1/payment-intents/{id}/capture",
     "Capture an authorised payment (optionally part of it; the rest is released).",
     AmountRequest,
-    |state, a, id, b| async { state.payments.capture(&a, id, amount(b.amount)?).await.map_err(ApiError::from) }.await
+    |state, _caller, a, id, b| async {
+        state.payments.capture(&a, id, amount(b.amount)?).await.map_err(ApiError::from)
+    }
+    .await
 );
 operation!(
     void,
     "/v1/payment-intents/{id}/void",
     "Void an authorised payment (or a PIX code not yet paid).",
     AmountRequest,
-    |state, a, id, b| async {
+    |state, _caller, a, id, b| async {
         if b.amount.is_some() {
             return Err(ApiError::Validation(vec![FieldError::new("amount", "a void releases everything")]));
         }
@@ -332,7 +360,8 @@ operation!(
     "/v1/payment-intents/{id}/refund",
     "Refund captured money (optionally part of it).",
     AmountRequest,
-    |state, a, id, b| async { state.payments.refund(&a, id, amount(b.amount)?).await.map_err(ApiError::from) }.await
+    |state, _caller, a, id, b| async { state.payments.refund(&a, id, amount(b.amount)?).await.map_err(ApiError::from) }
+        .await
 );
 
 /// List filters.
@@ -371,15 +400,15 @@ pub async fn list(
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
     let limit = super::page::limit(p.limit)?;
     let after = super::page::after(p.cursor.as_deref())?;
-    let mut data = projections::payments::list(
-        &state.pool,
-        caller.company_id,
-        p.status.as_deref(),
-        p.customer_id.as_deref(),
-        after,
-        limit + 1,
-    )
-    .await?;
+    // A driver lists its own intents only; asking for another customer's finds none.
+    let customer = match (caller.owner(), p.customer_id.as_deref()) {
+        (Some(me), Some(asked)) if asked != me => return Ok(Json(IntentPage { data: vec![], next_cursor: None })),
+        (Some(me), _) => Some(me),
+        (None, asked) => asked,
+    };
+    let mut data =
+        projections::payments::list(&state.pool, caller.company_id, p.status.as_deref(), customer, after, limit + 1)
+            .await?;
     let next_cursor = super::page::next(&mut data, limit, |l| (l.created_at, l.id));
     Ok(Json(IntentPage { data, next_cursor }))
 }
@@ -419,6 +448,9 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<HistoryEvent>>, ApiError> {
     let id = intent_id(&id)?;
+    if caller.owner().is_some() {
+        caller.must_own(owner(&state.payments.get(CompanyId(caller.company_id), id).await?), "payment intent")?;
+    }
     let history = state.payments.history(CompanyId(caller.company_id), id).await?;
     Ok(Json(history.into_iter().map(history_event).collect()))
 }
@@ -467,6 +499,7 @@ pub async fn wallet(
     Path(customer): Path<String>,
 ) -> Result<Json<WalletView>, ApiError> {
     let customer = customer_id(&customer)?;
+    caller.must_own(Some(&customer), "wallet")?;
     let (w, _, _) = state.payments.wallet(CompanyId(caller.company_id), &customer).await?;
     let held = w.holds.values().sum();
     Ok(Json(WalletView { customer_id: customer, balance: w.balance, held, available: w.available() }))
@@ -484,7 +517,9 @@ pub async fn top_up(
     cmd: JsonCommand<TopUpRequest>,
 ) -> Result<Response, ApiError> {
     let customer = customer_id(&customer)?;
+    caller.must_own(Some(&customer), "wallet")?;
     let JsonCommand { body, idempotency_key, fingerprint } = cmd;
+    no_vip(&caller, Some(body.method))?;
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
         let input = AuthorizeInput { card_token: body.card_token, network_token: None };
         let (id, intent) = state.payments.top_up(&actor(&caller), &customer, body.amount, body.method, input).await?;

@@ -88,7 +88,8 @@ pub struct StartInput {
     pub card_token: Option<String>,
     /// Wallet payload.
     pub network_token: Option<Value>,
-    /// The wallet customer (WALLET).
+    /// The customer the session belongs to (a driver's `sub`), and whose
+    /// wallet pays (WALLET).
     pub customer_id: Option<String>,
     /// Tariff.
     pub tariff: Tariff,
@@ -237,6 +238,7 @@ impl Sessions {
             payment_intent_id: Uuid::nil(),
             id_tag,
             at: now(),
+            customer_id: input.customer_id.clone(),
         };
         // Validate the session before any money moves.
         ChargeSession::decide(&SessionState::default(), SessionCommand::Start(started.clone()))?;

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{payment::PaymentMethod, DomainEvent};
+use crate::{payment::PaymentMethod, DomainEvent, EventDecodeError};
 
 /// The price a session was started with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -123,6 +123,10 @@ pub struct SessionStarted {
     pub id_tag: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// The customer the session belongs to (a driver's own sessions; the
+    /// wallet owner). Schema version 2; absent in version 1.
+    #[serde(default)]
+    pub customer_id: Option<String>,
 }
 
 /// An amount in cents.
@@ -262,6 +266,29 @@ impl DomainEvent for SessionEvent {
         "charge_session.receipt_sent",
         "charge_session.receipt_failed",
     ];
+
+    /// `charge_session.started` is at version 2 (it gained `customerId`).
+    fn current_version(event_type: &str) -> u32 {
+        if event_type == "charge_session.started" {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Version 1 of `charge_session.started` is version 2 without an owner:
+    /// the payload reads as it is (`customerId` absent).
+    fn upcast(
+        event_type: &str,
+        version: u32,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, EventDecodeError> {
+        match (event_type, version) {
+            ("charge_session.started", 1 | 2) => Ok(payload),
+            (_, 1) => Ok(payload),
+            _ => Err(EventDecodeError::UnknownVersion { event_type: event_type.to_owned(), version }),
+        }
+    }
 
     fn event_type(&self) -> &'static str {
         match self {

@@ -25,6 +25,7 @@ fn start() -> SessionStarted {
         payment_intent_id: Uuid::from_u128(3),
         id_tag: "CL00000001".into(),
         at: at(),
+        customer_id: None,
     }
 }
 
