@@ -50,7 +50,9 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_KAFKA_PROPERTIES           kafka_properties      none; extra librdkafka settings, k=v,k=v (security.protocol, sasl.*)
   CHARGELEDGER_WEBHOOK_TIMEOUT_MS         webhook_timeout_ms    15000 (per delivery attempt)
   CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS  webhook_retry_schedule_ms  5000,300000,1800000,7200000,18000000,36000000,36000000
-  CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses)
+  CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses, on any port)
+  CHARGELEDGER_WEBHOOK_ALLOWED_PORTS      webhook_allowed_ports 80,443 (ports webhooks may use on other targets; * for any)
+  CHARGELEDGER_PUBLICATION_KEY            publication_key       none: a random key per process; >= 32 bytes keying the id-tag pseudonyms on Kafka and in webhooks (set it, and keep it, for stable pseudonyms)
   CHARGELEDGER_SECRETS_KEY                secrets_key           the JWT secret; key for stored CPMS credentials (set it, and keep it, in production)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
@@ -93,6 +95,8 @@ pub struct Config {
     pub webhooks: commands::webhooks::WebhookConfig,
     /// Whether webhooks may target loopback and private addresses.
     pub webhook_allow_private: bool,
+    /// Ports webhooks may use on other targets (`None`: any).
+    pub webhook_allowed_ports: Option<Vec<u16>>,
     /// Key material for stored CPMS credentials (falls back to the JWT secret).
     pub secrets_key: Option<SecretString>,
     /// The clock of schedules (tests move it forward).
@@ -146,6 +150,8 @@ struct FileConfig {
     webhook_timeout_ms: Option<u64>,
     webhook_retry_schedule_ms: Option<String>,
     webhook_allow_private: Option<bool>,
+    webhook_allowed_ports: Option<String>,
+    publication_key: Option<String>,
     secrets_key: Option<String>,
 }
 
@@ -201,7 +207,30 @@ fn parse<T: std::str::FromStr>(name: &str, raw: Option<String>) -> Result<Option
     raw.map(|v| v.parse::<T>().map_err(|_| ConfigError(format!("{name}={v:?} is not valid")))).transpose()
 }
 
+/// `80,443` → those ports; `*` → any (`None`); absent → 80 and 443.
+fn parse_ports(raw: Option<&str>) -> Result<Option<Vec<u16>>, ConfigError> {
+    let Some(raw) = raw.map(str::trim) else { return Ok(Some(vec![80, 443])) };
+    if raw == "*" {
+        return Ok(None);
+    }
+    let ports: Result<Vec<u16>, _> = raw.split(',').map(|p| p.trim().parse::<u16>()).collect();
+    match ports {
+        Ok(ports) if !ports.is_empty() && !ports.contains(&0) => Ok(Some(ports)),
+        _ => Err(ConfigError(format!(
+            "CHARGELEDGER_WEBHOOK_ALLOWED_PORTS={raw:?} must be * or a comma-separated list of ports"
+        ))),
+    }
+}
+
 impl Config {
+    /// The webhook target policy (SSRF guard).
+    pub fn webhook_targets(&self) -> gateways::webhooks::TargetPolicy {
+        gateways::webhooks::TargetPolicy {
+            allow_internal: self.webhook_allow_private,
+            allowed_ports: self.webhook_allowed_ports.clone(),
+        }
+    }
+
     /// Loads defaults, then `file` (or `CHARGELEDGER_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let path = file.map(Path::to_path_buf).or_else(|| env("CHARGELEDGER_CONFIG").map(Into::into));
@@ -403,7 +432,18 @@ impl Config {
             parse("CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE", env("CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE"))?
                 .or(f.webhook_allow_private)
                 .unwrap_or(false);
+        let webhook_allowed_ports =
+            parse_ports(env("CHARGELEDGER_WEBHOOK_ALLOWED_PORTS").or(f.webhook_allowed_ports).as_deref())?;
+        // Pseudonyms on Kafka and in webhooks (ADR 0018): one key for both, never the JWT secret.
+        let redactor = match env("CHARGELEDGER_PUBLICATION_KEY").or(f.publication_key) {
+            Some(key) if key.len() >= 32 => commands::publication::Redactor::new(key.as_bytes()),
+            Some(_) => return Err(ConfigError("CHARGELEDGER_PUBLICATION_KEY must be at least 32 bytes".into())),
+            None => commands::publication::Redactor::random(),
+        };
+        webhooks.redactor = redactor.clone();
+        let kafka = kafka.map(|k| gateways::kafka::KafkaConfig { redactor, ..k });
         Ok(Self {
+            webhook_allowed_ports,
             secrets_key: env("CHARGELEDGER_SECRETS_KEY").or(f.secrets_key).map(SecretString::from),
             webhooks,
             webhook_allow_private,
@@ -464,6 +504,7 @@ impl Config {
             kafka: None,
             webhooks: commands::webhooks::WebhookConfig::default(),
             webhook_allow_private: true,
+            webhook_allowed_ports: Some(vec![80, 443]),
             secrets_key: None,
             clock: commands::clock::Clock::default(),
             log: "warn".into(),
