@@ -257,10 +257,11 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
 
     // Every delivery of this company's events reaches the receiver.
     let store = EventStore::new(pool.clone());
-    let registered: i64 = sqlx::query_scalar("SELECT max(position) FROM events WHERE event_type = 'webhook.registered'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let registered: i64 =
+        sqlx::query_scalar("SELECT max(position) FROM events WHERE event_type = 'webhook.registered'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     let mut events = Vec::new();
     let mut delivered = Vec::new();
     for _ in 0..1200 {
@@ -291,7 +292,8 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
     .unwrap();
     assert!(hash.starts_with("$argon2"), "{hash}");
     let log_text: String = events.iter().map(|e| e.payload.to_string()).collect();
-    for present in [EMAIL, CPF, CPF_DIGITS, &id_tag, &hash, AUTHORIZATION_KEY, BASIC_AUTH_PASSWORD] {
+    // (The gateway body's digits-only CPF is already redacted in the log itself.)
+    for present in [EMAIL, CPF, &id_tag, &hash, AUTHORIZATION_KEY, BASIC_AUTH_PASSWORD] {
         assert!(log_text.contains(present), "the log should hold {present} for the scan to mean anything");
     }
     let needles: Vec<String> = [EMAIL, CPF, CPF_DIGITS, &id_tag, CARD_TOKEN, PASSWORD, &hash, AUTHORIZATION_KEY]
@@ -308,7 +310,12 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
         assert_eq!(leaks(&text, &needles), Vec::<&str>::new(), "Kafka record of {}: {text}", event.event_type);
         let body = commands::publication::webhook_body_of(&redactor, event);
         let body_text = body.to_string();
-        assert_eq!(leaks(&body_text, &needles), Vec::<&str>::new(), "webhook body of {}: {body_text}", event.event_type);
+        assert_eq!(
+            leaks(&body_text, &needles),
+            Vec::<&str>::new(),
+            "webhook body of {}: {body_text}",
+            event.event_type
+        );
         assert_eq!(body["data"], value, "Kafka and webhooks publish the same payload");
         if text.contains(&pseudonym) {
             pseudonymized += 1;
@@ -333,8 +340,7 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
         let categories: std::collections::BTreeSet<&str> = events.iter().map(RecordedEvent::category).collect();
         let topics: Vec<String> = categories.iter().map(|c| kafka.topic(c)).collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let received =
-            support::kafka::consume(&broker.brokers, &topics, events.len(), Duration::from_secs(120)).await;
+        let received = support::kafka::consume(&broker.brokers, &topics, events.len(), Duration::from_secs(120)).await;
         assert!(received.len() >= events.len(), "{} of {} consumed", received.len(), events.len());
         for m in &received {
             let text = format!("{} {} {:?}", m.key, m.payload, m.headers);

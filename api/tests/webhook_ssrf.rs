@@ -51,7 +51,7 @@ async fn refused_addresses_and_ports_are_422_and_append_nothing(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM events WHERE event_type LIKE 'webhook%'").await, 0);
     // Allowed: public names and addresses on 80 and 443.
     for url in ["https://hooks.example.com/hook", "http://hooks.example.com:80/hook", "https://8.8.8.8:443/hook"] {
-        let body = json!({"url": url, "eventTypes": ["webhook.test"]});
+        let body = json!({"url": url, "eventTypes": ["terminal.health_reported"]});
         let (status, answer) = json_of(app.post("/api/v1/webhooks", &token, &body).send().await.unwrap()).await;
         assert_eq!(status, 201, "{url}: {answer}");
     }
@@ -94,19 +94,18 @@ async fn the_test_route_answers_a_generic_reason_for_unreachable_and_refused_tar
     let company = Uuid::new_v4();
     let token = app.token(company, Role::Operator);
     let closed = format!("http://127.0.0.1:{}/hook", free_port());
-    let body = json!({"url": closed, "eventTypes": ["webhook.test"]});
+    let body = json!({"url": closed, "eventTypes": ["terminal.health_reported"]});
     let (status, unreachable) = json_of(app.post("/api/v1/webhooks", &token, &body).send().await.unwrap()).await;
     assert_eq!(status, 201, "{unreachable}");
     let unreachable = unreachable["id"].as_str().unwrap().to_owned();
-    let (status, answer) = json_of(
-        app.post(&format!("/api/v1/webhooks/{unreachable}/test"), &token, &json!({})).send().await.unwrap(),
-    )
-    .await;
+    let (status, answer) =
+        json_of(app.post(&format!("/api/v1/webhooks/{unreachable}/test"), &token, &json!({})).send().await.unwrap())
+            .await;
     assert_eq!(status, 200, "{answer}");
     assert_generic(&answer, gateways::webhooks::UNREACHABLE);
     // A subscription to an internal service, registered while that was allowed.
     let (internal_url, hits) = internal_service().await;
-    let body = json!({"url": internal_url, "eventTypes": ["webhook.test"]});
+    let body = json!({"url": internal_url, "eventTypes": ["terminal.health_reported"]});
     let (status, internal) = json_of(app.post("/api/v1/webhooks", &token, &body).send().await.unwrap()).await;
     assert_eq!(status, 201, "{internal}");
     let internal = internal["id"].as_str().unwrap().to_owned();
@@ -118,8 +117,7 @@ async fn the_test_route_answers_a_generic_reason_for_unreachable_and_refused_tar
     let app = TestApp::start_with(config, pool.clone()).await;
     let token = app.token(company, Role::Operator);
     let (status, answer) =
-        json_of(app.post(&format!("/api/v1/webhooks/{internal}/test"), &token, &json!({})).send().await.unwrap())
-            .await;
+        json_of(app.post(&format!("/api/v1/webhooks/{internal}/test"), &token, &json!({})).send().await.unwrap()).await;
     assert_eq!(status, 200, "{answer}");
     assert_generic(&answer, gateways::webhooks::REFUSED);
     assert_eq!((answer["statusCode"].clone(), answer["responseExcerpt"].clone()), (Value::Null, Value::Null));

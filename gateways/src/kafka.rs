@@ -355,8 +355,7 @@ impl Relay {
     /// Hands one event to librdkafka, waiting while its queue is full.
     async fn enqueue(&self, event: &RecordedEvent) -> Result<DeliveryFuture, RelayError> {
         let Record { topic, key, payload, headers, timestamp } = record(&self.config, event);
-        let mut record =
-            FutureRecord::to(&topic).key(&key).payload(&payload).timestamp(timestamp).headers(headers);
+        let mut record = FutureRecord::to(&topic).key(&key).payload(&payload).timestamp(timestamp).headers(headers);
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),

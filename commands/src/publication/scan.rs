@@ -74,7 +74,8 @@ impl<'a> Scan<'a> {
             Rule::Drop => {
                 self.remember_all(slot, REDACTED);
                 // Typed fields become null; inside a foreign body the type stays a string.
-                *slot = if mode == Mode::Typed || slot.is_null() { Value::Null } else { Value::String(REDACTED.into()) };
+                *slot =
+                    if mode == Mode::Typed || slot.is_null() { Value::Null } else { Value::String(REDACTED.into()) };
             }
             Rule::Pseudonym => match slot {
                 Value::String(s) if !s.is_empty() => {
@@ -111,11 +112,8 @@ impl<'a> Scan<'a> {
     /// (NotifyReport): the value of a secret-looking name is `[redacted]`.
     fn configuration(&mut self, map: &mut Map<String, Value>) {
         let secret_key = map.get("key").and_then(Value::as_str).is_some_and(secret_looking);
-        let secret_variable = map
-            .get("variable")
-            .and_then(|v| v.get("name"))
-            .and_then(Value::as_str)
-            .is_some_and(secret_looking);
+        let secret_variable =
+            map.get("variable").and_then(|v| v.get("name")).and_then(Value::as_str).is_some_and(secret_looking);
         if secret_key {
             if let Some(v) = map.get_mut("value") {
                 self.hide(v);
@@ -192,8 +190,9 @@ fn key_rule(key: &str, mode: Mode) -> Option<Rule> {
     match k.as_str() {
         "idtag" | "parentidtag" | "idtoken" | "additionalidtoken" | "groupidtoken" => return Some(Rule::Pseudonym),
         "cpf" | "email" | "document" | "holderdocument" | "password" | "passwordhash" | "chargerpassword"
-        | "cardtoken" | "networktoken" | "cardnumber" | "cvv" | "secret" | "authorizationkey"
-        | "basicauthpassword" => return Some(Rule::Drop),
+        | "cardtoken" | "networktoken" | "cardnumber" | "cvv" | "secret" | "authorizationkey" | "basicauthpassword" => {
+            return Some(Rule::Drop)
+        }
         _ => {}
     }
     match mode {

@@ -46,7 +46,8 @@ fn unknown_event_types_are_scanned_by_key() {
 #[test]
 fn ocpp_commands_and_answers_hide_configuration_secrets_and_tags() {
     let r = redactor();
-    let change = json!({"action": "ChangeConfiguration", "payload": {"key": "AuthorizationKey", "value": "0011223344556677"}});
+    let change =
+        json!({"action": "ChangeConfiguration", "payload": {"key": "AuthorizationKey", "value": "0011223344556677"}});
     let out = r.publish("ocpp_command.requested", &change);
     assert_eq!(out["payload"], json!({"key": "AuthorizationKey", "value": REDACTED}));
     let harmless = json!({"payload": {"key": "HeartbeatInterval", "value": "300"}});
@@ -71,8 +72,10 @@ fn ocpp_commands_and_answers_hide_configuration_secrets_and_tags() {
 #[test]
 fn raw_frames_are_parsed_redacted_and_reserialized() {
     let r = redactor();
-    let frame = |raw: &str| json!({"direction": "in", "action": "Authorize", "raw": raw,
-        "rejection": {"code": "FormatViolation", "description": "\"CL00000001\" is too long"}});
+    let frame = |raw: &str| {
+        json!({"direction": "in", "action": "Authorize", "raw": raw,
+        "rejection": {"code": "FormatViolation", "description": "\"CL00000001\" is too long"}})
+    };
     let out = r.publish("ocpp.frame_received", &frame(r#"[2,"m1","Authorize",{"idTag":"CL00000001"}]"#));
     let raw = out["raw"].as_str().unwrap();
     let parsed: Value = serde_json::from_str(raw).unwrap();
@@ -85,7 +88,8 @@ fn raw_frames_are_parsed_redacted_and_reserialized() {
     let sent = r#"[2,"m3","ChangeConfiguration",{"key":"AuthorizationKey","value":"0011223344556677"}]"#;
     let out = r.publish("ocpp.frame_sent", &json!({"raw": sent}));
     assert!(!text(&out).contains("0011223344556677"), "{out}");
-    let result = r#"[3,"m4",{"configurationKey":[{"key":"AuthorizationKey","readonly":false,"value":"0011223344556677"}]}]"#;
+    let result =
+        r#"[3,"m4",{"configurationKey":[{"key":"AuthorizationKey","readonly":false,"value":"0011223344556677"}]}]"#;
     assert!(!text(&r.publish("ocpp.frame_received", &json!({"raw": result}))).contains("0011223344556677"));
     // Text that is not JSON is withheld.
     let out = r.publish("ocpp.frame_received", &json!({"raw": "[2,\"m5\",\"Authorize\",{\"idTag\":\"CL00000001\""}));
@@ -98,8 +102,11 @@ fn gateway_bodies_lose_the_payer() {
     let request = json!({"customer": {"name": "driver@company.com", "email": "driver@company.com", "document": "[redacted]",
         "type": "individual", "code": "cust-1", "phones": {"mobile_phone": {"number": "999999999"}}},
         "payments": [{"credit_card": {"card_token": "[redacted]"}, "amount": 5000}]});
-    let out = r.publish("payment_intent.gateway_exchanged", &json!({"request": request, "response": {"id": "or_1",
-        "customer": {"document": "52998224725"}, "notes": "12345678909"}}));
+    let out = r.publish(
+        "payment_intent.gateway_exchanged",
+        &json!({"request": request, "response": {"id": "or_1",
+        "customer": {"document": "52998224725"}, "notes": "12345678909"}}),
+    );
     let t = text(&out);
     for needle in ["driver@company.com", "52998224725", "12345678909", "999999999"] {
         assert!(!t.contains(needle), "{needle} in {t}");
@@ -115,10 +122,16 @@ fn gateway_bodies_lose_the_payer() {
 fn webhook_bodies_use_the_same_redaction() {
     let r = redactor();
     let at = chrono::Utc::now();
-    let body = webhook_body(&r, "charge_session.started", Uuid::nil(), at, "charge_session-1", &json!({"cpf": "52998224725"}));
+    let body =
+        webhook_body(&r, "charge_session.started", Uuid::nil(), at, "charge_session-1", &json!({"cpf": "52998224725"}));
     assert_eq!(body["data"], json!({"cpf": null}));
-    assert_eq!((body["type"].as_str(), body["subject"].as_str()), (Some("charge_session.started"), Some("charge_session-1")));
+    assert_eq!(
+        (body["type"].as_str(), body["subject"].as_str()),
+        (Some("charge_session.started"), Some("charge_session-1"))
+    );
     assert!(format!("{r:?}").contains(".."), "the key is not shown");
-    assert!(secret_looking("AuthorizationKey") && secret_looking("BasicAuthPassword") && secret_looking("MqttPassword"));
+    assert!(
+        secret_looking("AuthorizationKey") && secret_looking("BasicAuthPassword") && secret_looking("MqttPassword")
+    );
     assert!(!secret_looking("HeartbeatInterval") && !secret_looking("AuthorizeRemoteTxRequests"));
 }
