@@ -105,7 +105,8 @@ pub fn refuse(url: &str, policy: &TargetPolicy) -> Option<String> {
         return Some("points to a private, loopback or reserved address".into());
     }
     let port = parsed.port_or_known_default().unwrap_or(0);
-    if !(internal && policy.allow_internal) && !policy.port_allowed(port) {
+    let port_free = internal && policy.allow_internal;
+    if !port_free && !policy.port_allowed(port) {
         return Some(format!(
             "uses port {port}; webhooks may use only {} (CHARGELEDGER_WEBHOOK_ALLOWED_PORTS)",
             policy
