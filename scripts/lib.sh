@@ -126,7 +126,7 @@ ensure_local_secrets() {
   mkdir -p .chargeledger
   chmod 700 .chargeledger
   (umask 077 && touch "$file")
-  for name in CHARGELEDGER_JWT_SECRET CHARGELEDGER_SECRETS_KEY; do
+  for name in CHARGELEDGER_JWT_SECRET CHARGELEDGER_SECRETS_KEY CHARGELEDGER_PUBLICATION_KEY; do
     if ! grep -q "^$name=" "$file"; then
       printf '%s=%s\n' "$name" "$(random_hex)" >>"$file"
       log "generated $name into $file"

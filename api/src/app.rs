@@ -202,7 +202,7 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         None => None,
     };
     let webhook_sender = Arc::new(
-        gateways::webhooks::HttpWebhookSender::new(config.webhook_allow_private).context("webhook HTTP client")?,
+        gateways::webhooks::HttpWebhookSender::with_policy(config.webhook_targets()).context("webhook HTTP client")?,
     );
     let webhooks = commands::webhooks::Webhooks::new(
         store.clone(),

@@ -60,12 +60,9 @@ async fn baseline(config: &KafkaConfig, store: &EventStore, count: usize) -> any
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(events.len());
     for e in &events {
-        let payload = serde_json::to_vec(&domain::schema::for_publication(&e.event_type, &e.payload))?;
-        let mut record = FutureRecord::to(&topic)
-            .key(&e.stream_id)
-            .payload(&payload)
-            .timestamp(e.recorded_at.timestamp_millis())
-            .headers(gateways::kafka::headers(e));
+        // The relay's own record builder (redaction included), to another topic.
+        let gateways::kafka::Record { key, payload, headers, timestamp, .. } = gateways::kafka::record(config, e);
+        let mut record = FutureRecord::to(&topic).key(&key).payload(&payload).timestamp(timestamp).headers(headers);
         loop {
             match producer.send_result(record) {
                 Ok(d) => {

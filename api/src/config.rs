@@ -57,7 +57,6 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_KAFKA_PROPERTIES           kafka_properties      none; extra librdkafka settings, k=v,k=v (security.protocol, sasl.*)
   CHARGELEDGER_WEBHOOK_TIMEOUT_MS         webhook_timeout_ms    15000 (per delivery attempt)
   CHARGELEDGER_WEBHOOK_RETRY_SCHEDULE_MS  webhook_retry_schedule_ms  5000,300000,1800000,7200000,18000000,36000000,36000000
-  CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses)
   CHARGELEDGER_SECRETS_KEY                secrets_key           none: required by api and serve, at least 32 bytes, not the JWT secret;
       key of stored CPMS credentials and request fingerprints (keep it: changing it makes them unreadable)
   CHARGELEDGER_RATE_LIMIT_PER_MIN         rate_limit_per_min    600 per credential (API key, or JWT sub + company); 0 = no limiter
@@ -69,6 +68,9 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_HTTP_HEADER_TIMEOUT_MS     http_header_timeout_ms  10000 (a connection without a complete request head is closed)
   CHARGELEDGER_IDEMPOTENCY_TTL_SECS       idempotency_ttl_secs  86400 (stored responses to Idempotency-Keys expire and are pruned)
   CHARGELEDGER_METRICS_ADDR               metrics_addr          none; serve /metrics and /health/detailed on this address only
+  CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE      webhook_allow_private false (true lets webhooks reach loopback and private addresses, on any port)
+  CHARGELEDGER_WEBHOOK_ALLOWED_PORTS      webhook_allowed_ports 80,443 (ports webhooks may use on other targets; * for any)
+  CHARGELEDGER_PUBLICATION_KEY            publication_key       none: a random key per process; >= 32 bytes keying the id-tag pseudonyms on Kafka and in webhooks (set it, and keep it, for stable pseudonyms)
   CHARGELEDGER_LOG                        log                   info (tracing filter, e.g. chargeledger=debug)
   CHARGELEDGER_LOG_FORMAT                 log_format            text (or json)
 Precedence: environment over file over defaults.";
@@ -114,6 +116,8 @@ pub struct Config {
     pub webhooks: commands::webhooks::WebhookConfig,
     /// Whether webhooks may target loopback and private addresses.
     pub webhook_allow_private: bool,
+    /// Ports webhooks may use on other targets (`None`: any).
+    pub webhook_allowed_ports: Option<Vec<u16>>,
     /// Key of data at rest: CPMS credentials, request fingerprints (never the JWT secret).
     pub secrets_key: Option<SecretString>,
     /// Abuse limits of the REST port and idempotency-key expiry.
@@ -170,6 +174,8 @@ struct FileConfig {
     webhook_timeout_ms: Option<u64>,
     webhook_retry_schedule_ms: Option<String>,
     webhook_allow_private: Option<bool>,
+    webhook_allowed_ports: Option<String>,
+    publication_key: Option<String>,
     secrets_key: Option<String>,
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
@@ -236,7 +242,30 @@ fn parse<T: std::str::FromStr>(name: &str, raw: Option<String>) -> Result<Option
     raw.map(|v| v.parse::<T>().map_err(|_| ConfigError(format!("{name}={v:?} is not valid")))).transpose()
 }
 
+/// `80,443` → those ports; `*` → any (`None`); absent → 80 and 443.
+fn parse_ports(raw: Option<&str>) -> Result<Option<Vec<u16>>, ConfigError> {
+    let Some(raw) = raw.map(str::trim) else { return Ok(Some(vec![80, 443])) };
+    if raw == "*" {
+        return Ok(None);
+    }
+    let ports: Result<Vec<u16>, _> = raw.split(',').map(|p| p.trim().parse::<u16>()).collect();
+    match ports {
+        Ok(ports) if !ports.is_empty() && !ports.contains(&0) => Ok(Some(ports)),
+        _ => Err(ConfigError(format!(
+            "CHARGELEDGER_WEBHOOK_ALLOWED_PORTS={raw:?} must be * or a comma-separated list of ports"
+        ))),
+    }
+}
+
 impl Config {
+    /// The webhook target policy (SSRF guard).
+    pub fn webhook_targets(&self) -> gateways::webhooks::TargetPolicy {
+        gateways::webhooks::TargetPolicy {
+            allow_internal: self.webhook_allow_private,
+            allowed_ports: self.webhook_allowed_ports.clone(),
+        }
+    }
+
     /// Loads defaults, then `file` (or `CHARGELEDGER_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let path = file.map(Path::to_path_buf).or_else(|| env("CHARGELEDGER_CONFIG").map(Into::into));
@@ -441,7 +470,18 @@ impl Config {
             parse("CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE", env("CHARGELEDGER_WEBHOOK_ALLOW_PRIVATE"))?
                 .or(f.webhook_allow_private)
                 .unwrap_or(false);
+        let webhook_allowed_ports =
+            parse_ports(env("CHARGELEDGER_WEBHOOK_ALLOWED_PORTS").or(f.webhook_allowed_ports).as_deref())?;
+        // Pseudonyms on Kafka and in webhooks (ADR 0018): one key for both, never the JWT secret.
+        let redactor = match env("CHARGELEDGER_PUBLICATION_KEY").or(f.publication_key) {
+            Some(key) if key.len() >= 32 => commands::publication::Redactor::new(key.as_bytes()),
+            Some(_) => return Err(ConfigError("CHARGELEDGER_PUBLICATION_KEY must be at least 32 bytes".into())),
+            None => commands::publication::Redactor::random(),
+        };
+        webhooks.redactor = redactor.clone();
+        let kafka = kafka.map(|k| gateways::kafka::KafkaConfig { redactor, ..k });
         Ok(Self {
+            webhook_allowed_ports,
             secrets_key: env("CHARGELEDGER_SECRETS_KEY").or(f.secrets_key).map(SecretString::from),
             jwt_issuer: env("CHARGELEDGER_JWT_ISSUER").or(f.jwt_issuer),
             jwt_audience: env("CHARGELEDGER_JWT_AUDIENCE").or(f.jwt_audience),
@@ -510,6 +550,7 @@ impl Config {
             kafka: None,
             webhooks: commands::webhooks::WebhookConfig::default(),
             webhook_allow_private: true,
+            webhook_allowed_ports: Some(vec![80, 443]),
             secrets_key: Some(SecretString::from(Self::random_secret())),
             clock: commands::clock::Clock::default(),
             log: "warn".into(),

@@ -15,6 +15,7 @@ pub mod hashing;
 pub mod infrastructure;
 pub mod ocpp_commands;
 pub mod payments;
+pub mod publication;
 pub mod seal;
 pub mod sessions;
 pub mod store;

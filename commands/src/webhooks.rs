@@ -62,6 +62,8 @@ pub struct WebhookConfig {
     pub schedule: Vec<Duration>,
     /// Deliveries sent at once.
     pub concurrency: usize,
+    /// Redacts bodies before they leave (ADR 0018).
+    pub redactor: crate::publication::Redactor,
 }
 
 impl Default for WebhookConfig {
@@ -71,6 +73,7 @@ impl Default for WebhookConfig {
             timeout: Duration::from_secs(15),
             schedule: vec![5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h],
             concurrency: 16,
+            redactor: crate::publication::Redactor::default(),
         }
     }
 }
@@ -591,18 +594,15 @@ impl Webhooks {
                         .await
                         .map_err(StoreError::Database)?;
                 let Some(row) = row else { return Ok(false) };
-                let recorded_at: DateTime<Utc> = row.try_get("recorded_at").map_err(StoreError::Database)?;
-                json!({
-                    "type": row.try_get::<String, _>("event_type").map_err(StoreError::Database)?,
-                    "timestamp": recorded_at,
-                    "id": event_id,
-                    "subject": row.try_get::<String, _>("stream_id").map_err(StoreError::Database)?,
-                    "data": domain::schema::for_publication(
-                        &scheduled.event_type,
-                        &row.try_get::<Value, _>("payload").map_err(StoreError::Database)?,
-                    )
-                    .into_owned(),
-                })
+                let db = StoreError::Database;
+                crate::publication::webhook_body(
+                    &self.config.redactor,
+                    &row.try_get::<String, _>("event_type").map_err(db)?,
+                    event_id,
+                    row.try_get("recorded_at").map_err(db)?,
+                    &row.try_get::<String, _>("stream_id").map_err(db)?,
+                    &row.try_get::<Value, _>("payload").map_err(db)?,
+                )
             }
             None => json!({"type": scheduled.event_type, "timestamp": scheduled.at, "data": {}}),
         };

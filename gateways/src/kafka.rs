@@ -4,8 +4,10 @@
 //! - Topic `<prefix>.<category>` (`chargeledger.charge_session`), created if
 //!   missing with the configured partitions.
 //! - Key: the stream id, so each entity's events stay in order on one partition.
-//! - Value: the event payload (JSON; private fields such as the charger
-//!   password hash are `null`). CloudEvents binary-mode headers:
+//! - Value: the event payload as [`commands::publication::Redactor::publish`]
+//!   makes it (ADR 0018: no CPF, e-mail, card or network token, password or
+//!   hash, secret charger configuration value; id tags as keyed pseudonyms;
+//!   raw OCPP frames parsed, redacted and re-serialized). CloudEvents binary-mode headers:
 //!   `ce_specversion`, `ce_id` (event id), `ce_type` (`<type>.v<version>`),
 //!   `ce_source`, `ce_time`, `ce_subject` (stream id), `content-type`, and the
 //!   extensions `ce_position` (global log position), `ce_correlationid`,
@@ -58,6 +60,8 @@ pub struct KafkaConfig {
     pub message_timeout: Duration,
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …).
     pub extra: Vec<(String, String)>,
+    /// Redacts values before they are published (ADR 0018).
+    pub redactor: commands::publication::Redactor,
 }
 
 impl KafkaConfig {
@@ -71,6 +75,7 @@ impl KafkaConfig {
             batch: 1000,
             message_timeout: Duration::ZERO,
             extra: Vec::new(),
+            redactor: commands::publication::Redactor::default(),
         }
     }
 
@@ -138,6 +143,34 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
         }
     }
     h
+}
+
+/// One Kafka record of an event, as the relay produces it.
+#[derive(Debug)]
+pub struct Record {
+    /// `<prefix>.<category>`.
+    pub topic: String,
+    /// The stream id.
+    pub key: String,
+    /// The redacted payload, JSON.
+    pub payload: Vec<u8>,
+    /// CloudEvents headers.
+    pub headers: OwnedHeaders,
+    /// Recorded-at, Unix ms.
+    pub timestamp: i64,
+}
+
+/// Builds the record the relay produces for `event` (the only place a Kafka
+/// value is made: its payload is redacted by the configured redactor).
+pub fn record(config: &KafkaConfig, event: &RecordedEvent) -> Record {
+    let payload = serde_json::to_vec(&config.redactor.publish(&event.event_type, &event.payload)).unwrap_or_default();
+    Record {
+        topic: config.topic(event.category()),
+        key: event.stream_id.clone(),
+        payload,
+        headers: headers(event),
+        timestamp: event.recorded_at.timestamp_millis(),
+    }
 }
 
 /// The relay's checkpoint (0 before the first run).
@@ -321,14 +354,8 @@ impl Relay {
 
     /// Hands one event to librdkafka, waiting while its queue is full.
     async fn enqueue(&self, event: &RecordedEvent) -> Result<DeliveryFuture, RelayError> {
-        let topic = self.config.topic(event.category());
-        let payload =
-            serde_json::to_vec(&domain::schema::for_publication(&event.event_type, &event.payload)).unwrap_or_default();
-        let mut record = FutureRecord::to(&topic)
-            .key(&event.stream_id)
-            .payload(&payload)
-            .timestamp(event.recorded_at.timestamp_millis())
-            .headers(headers(event));
+        let Record { topic, key, payload, headers, timestamp } = record(&self.config, event);
+        let mut record = FutureRecord::to(&topic).key(&key).payload(&payload).timestamp(timestamp).headers(headers);
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),

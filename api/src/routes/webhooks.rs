@@ -358,7 +358,8 @@ pub async fn test(
         status_code: r.attempt.status_code,
         duration_ms: r.attempt.duration_ms,
         response_excerpt: r.attempt.response_excerpt,
-        error: r.attempt.error,
+        // Only the generic reason: never connect details of the target.
+        error: r.attempt.error.as_deref().map(|e| gateways::webhooks::public_error(e).to_owned()),
         at: r.attempt.at,
     }))
 }
