@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 mod limits;
+mod ocpp_limits;
 mod secrets;
 
 pub use limits::LimitsConfig;
@@ -35,6 +36,19 @@ SETTINGS (environment variable, file key, default):
   CHARGELEDGER_OCPP_HEARTBEAT_SECS        ocpp_heartbeat_secs   300 (interval told to chargers at boot)
   CHARGELEDGER_OCPP_TLS_CERT              ocpp_tls_cert         none; PEM certificate chain: the gateway serves wss:// (security profile 2)
   CHARGELEDGER_OCPP_TLS_KEY               ocpp_tls_key          none; PEM private key of that certificate
+  CHARGELEDGER_OCPP_HANDSHAKE_TIMEOUT_MS  ocpp_handshake_timeout_ms  10000 (TCP accept → TLS → upgrade done, or the socket is closed)
+  CHARGELEDGER_OCPP_MAX_CONNECTIONS       ocpp_max_connections  20000 (open sockets; beyond it new ones are closed at once)
+  CHARGELEDGER_OCPP_MAX_PENDING_HANDSHAKES ocpp_max_pending_handshakes  1000 (sockets still handshaking; beyond it new ones are closed)
+  CHARGELEDGER_OCPP_PASSWORD_CHECKS       ocpp_password_checks  number of cores (Argon2 checks at once, each 19 MiB)
+  CHARGELEDGER_OCPP_PASSWORD_CACHE_SECS   ocpp_password_cache_secs  300 (a verified charger password is accepted again without Argon2; 0: off)
+  CHARGELEDGER_OCPP_FAILURE_WINDOW_SECS   ocpp_failure_window_secs  60 (window of the failed-handshake limits)
+  CHARGELEDGER_OCPP_FAILURES_PER_ADDRESS  ocpp_failures_per_address  30 (failed handshakes per source address, IPv6 /64, then 429; 0: off)
+  CHARGELEDGER_OCPP_FAILURES_PER_ID       ocpp_failures_per_id  10 (wrong or missing passwords per charger id, then 429; 0: off)
+  CHARGELEDGER_OCPP_FRAMES_PER_SEC        ocpp_frames_per_sec   10 (sustained frames per connection; beyond: CALLERROR; 0: off)
+  CHARGELEDGER_OCPP_FRAME_BURST           ocpp_frame_burst      100 (frames allowed in a burst above that rate)
+  CHARGELEDGER_OCPP_FLOOD_CLOSE_AFTER     ocpp_flood_close_after  200 (frames over the rate in one interval that close the connection, 1008)
+  CHARGELEDGER_OCPP_REJECTIONS_LOGGED     ocpp_rejections_logged  20 (refused frames recorded one by one per interval; the rest summarized)
+  CHARGELEDGER_OCPP_REJECTION_INTERVAL_SECS ocpp_rejection_interval_secs  60 (the interval of the two above)
   CHARGELEDGER_PAYMENTS_GATEWAY           payments_gateway      simulator (or pagarme)
   CHARGELEDGER_PAGARME_BASE_URL           pagarme_base_url      https://api.pagar.me/core/v5
   CHARGELEDGER_PAGARME_SECRET_KEY         pagarme_secret_key    none; sk_... (required with pagarme)
@@ -151,6 +165,19 @@ struct FileConfig {
     ocpp_heartbeat_secs: Option<i64>,
     ocpp_tls_cert: Option<String>,
     ocpp_tls_key: Option<String>,
+    ocpp_handshake_timeout_ms: Option<u64>,
+    ocpp_max_connections: Option<u64>,
+    ocpp_max_pending_handshakes: Option<u64>,
+    ocpp_password_checks: Option<u64>,
+    ocpp_password_cache_secs: Option<u64>,
+    ocpp_failure_window_secs: Option<u64>,
+    ocpp_failures_per_address: Option<u32>,
+    ocpp_failures_per_id: Option<u32>,
+    ocpp_frames_per_sec: Option<u32>,
+    ocpp_frame_burst: Option<u32>,
+    ocpp_flood_close_after: Option<u32>,
+    ocpp_rejections_logged: Option<u32>,
+    ocpp_rejection_interval_secs: Option<u64>,
     payments_gateway: Option<String>,
     pagarme_base_url: Option<String>,
     pagarme_secret_key: Option<String>,
@@ -278,6 +305,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let limits = LimitsConfig::load(&f)?;
+        let ocpp_limits = ocpp_limits::load(&f)?;
         let database_url = env("CHARGELEDGER_DATABASE_URL")
             .or_else(|| env("DATABASE_URL"))
             .or(f.database_url)
@@ -306,6 +334,7 @@ impl Config {
             parse("CHARGELEDGER_OCPP_ADDR", env("CHARGELEDGER_OCPP_ADDR").or(f.ocpp_addr))?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
         );
+        ocpp.limits = ocpp_limits;
         ocpp.auto_register_company = parse(
             "CHARGELEDGER_OCPP_AUTO_REGISTER_COMPANY",
             env("CHARGELEDGER_OCPP_AUTO_REGISTER_COMPANY").or(f.ocpp_auto_register_company),

@@ -55,8 +55,4 @@ impl ChargerDirectory for TerminalDirectory {
             None => Ok(ChargerRecord { company_id: company, password_hash: None }),
         }
     }
-
-    fn verify_password(&self, password: &str, hash: &str) -> bool {
-        commands::terminals::verify_password(password, hash)
-    }
 }

@@ -40,13 +40,14 @@ impl Projector for OcppProjector {
             |e: domain::EventDecodeError| ProjectionError::Decode { position: event.position, reason: e.to_string() };
         match event.category() {
             "ocpp" => {
-                let frame = match event.decode::<OcppFrameEvent>().map_err(decode_error)? {
-                    OcppFrameEvent::Received(f) => f,
+                let heard_at = match event.decode::<OcppFrameEvent>().map_err(decode_error)? {
+                    OcppFrameEvent::Received(f) => f.at,
+                    OcppFrameEvent::RejectionsSummarized(s) => s.last_at,
                     OcppFrameEvent::Sent(_) => return Ok(()),
                 };
                 sqlx::query("UPDATE chargers SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id = $1")
                     .bind(id)
-                    .bind(frame.at)
+                    .bind(heard_at)
                     .execute(&mut *conn)
                     .await?;
             }

@@ -280,6 +280,9 @@ pub enum OcppFrameEvent {
     /// See [`OcppFrame`].
     #[serde(rename = "ocpp.frame_sent")]
     Sent(OcppFrame),
+    /// See [`super::FrameRejectionsSummarized`].
+    #[serde(rename = "ocpp.frame_rejections_summarized")]
+    RejectionsSummarized(super::FrameRejectionsSummarized),
 }
 
 /// One frame.
@@ -307,12 +310,14 @@ pub struct OcppFrame {
 }
 
 impl DomainEvent for OcppFrameEvent {
-    const TYPES: &'static [&'static str] = &["ocpp.frame_received", "ocpp.frame_sent"];
+    const TYPES: &'static [&'static str] =
+        &["ocpp.frame_received", "ocpp.frame_sent", "ocpp.frame_rejections_summarized"];
 
     fn event_type(&self) -> &'static str {
         match self {
             Self::Received(_) => "ocpp.frame_received",
             Self::Sent(_) => "ocpp.frame_sent",
+            Self::RejectionsSummarized(_) => "ocpp.frame_rejections_summarized",
         }
     }
 }

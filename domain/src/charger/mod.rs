@@ -11,6 +11,7 @@
 pub mod command;
 mod decide;
 mod events;
+mod flood;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 pub use events::*;
+pub use flood::FrameRejectionsSummarized;
 use uuid::Uuid;
 
 use crate::{terminal::OcppVersion, Aggregate, CompanyId, DomainError, TerminalId};

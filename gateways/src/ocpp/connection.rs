@@ -1,6 +1,8 @@
 //! One charger connection: frames in, decisions, appends, answers; commands
 //! out, one at a time; pings; and a clean record of how it ended.
 
+mod flood;
+
 use std::{collections::VecDeque, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 use super::{
     frame::{self, ErrorCode, Frame},
+    limits::FrameLimiter,
     messages, schema, Gateway, Outbound,
 };
 
@@ -80,6 +83,7 @@ struct Conn {
     frames: Tip,
     in_flight: Option<InFlight>,
     queue: VecDeque<OcppCommandRequested>,
+    limiter: FrameLimiter,
 }
 
 /// Runs a connection to its end.
@@ -100,6 +104,7 @@ pub(super) async fn run(gateway: Gateway, id: TerminalId, version: OcppVersion, 
         frames: Tip::default(),
         in_flight: None,
         queue: VecDeque::new(),
+        limiter: FrameLimiter::new(&gateway.inner.config.limits),
     };
     match conn.open().await {
         Ok(()) => {
@@ -204,6 +209,7 @@ impl Conn {
     }
 
     async fn close(&mut self, reason: &str) {
+        self.flush_rejections(true).await;
         if let Some(in_flight) = self.in_flight.take() {
             let failed = OcppCommandFailed {
                 reason: "disconnected".into(),
@@ -378,6 +384,11 @@ impl Conn {
                     }
                     Some(Ok(Message::Text(text))) => {
                         last_heard = Instant::now();
+                        match self.admit(socket, text.as_str()).await {
+                            Err(reason) => return reason,
+                            Ok(false) => continue,
+                            Ok(true) => {}
+                        }
                         if let Err(reason) = self.on_text(socket, text.to_string()).await {
                             return reason;
                         }
@@ -385,6 +396,11 @@ impl Conn {
                     Some(Ok(Message::Binary(bytes))) => {
                         last_heard = Instant::now();
                         let raw = String::from_utf8_lossy(&bytes).into_owned();
+                        match self.admit(socket, &raw).await {
+                            Err(reason) => return reason,
+                            Ok(false) => continue,
+                            Ok(true) => {}
+                        }
                         let error = frame::FrameError { id: None, type_id: None, action: None, code: ErrorCode::FormatViolation, description: "OCPP-J frames are text, not binary".into() };
                         if let Err(reason) = self.reject(socket, raw, error).await {
                             return reason;
@@ -399,6 +415,7 @@ impl Conn {
                     }
                 }
                 _ = ping.tick() => {
+                    self.flush_rejections(false).await;
                     if last_heard.elapsed() > interval * 2 {
                         let _ = socket.send(close(1001, "no answer to pings")).await;
                         return "ping timeout".into();
@@ -427,6 +444,9 @@ impl Conn {
             description: error.description.clone(),
             details: json!({}),
         };
+        if !self.record_rejection(&code, raw.len()) {
+            return self.send(socket, reply.to_text()).await;
+        }
         let mut received = self.frame(Direction::In, error.type_id, error.id.clone(), error.action.clone(), raw);
         received.rejection = Some(FrameRejection { code, description: error.description });
         let sent = self.frame(Direction::Out, Some(4), error.id, error.action, reply.to_text());

@@ -6,10 +6,14 @@
 //! status, transactions, meter readings) goes to its `charger-<id>` stream in
 //! the same transaction. Commands to chargers are streams of their own
 //! (`ocpp_command-<id>`), picked up by the gateway that holds the connection.
+//! The port defends itself ([`limits`], ADR 0017).
 
+mod accept;
 mod connection;
 pub mod frame;
+pub mod limits;
 pub mod messages;
+mod passwords;
 pub mod schema;
 
 use std::{
@@ -21,11 +25,11 @@ use std::{
 
 use async_trait::async_trait;
 use axum::{
-    extract::{ws::WebSocketUpgrade, Path, State},
+    extract::{ws::WebSocketUpgrade, ConnectInfo, Path, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
-    Router,
+    Extension, Router,
 };
 use base64::Engine;
 use commands::EventStore;
@@ -36,6 +40,13 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+pub use self::limits::OcppLimits;
+use self::{
+    accept::Slot,
+    limits::FailedHandshakes,
+    passwords::{Checked, PasswordChecker},
+};
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -56,6 +67,8 @@ pub struct OcppConfig {
     pub gateway_id: Uuid,
     /// PEM certificate chain and private key: serve `wss://` (security profile 2).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Abuse limits of the port.
+    pub limits: OcppLimits,
 }
 
 impl OcppConfig {
@@ -70,6 +83,7 @@ impl OcppConfig {
             auto_register_company: None,
             gateway_id: Uuid::now_v7(),
             tls: None,
+            limits: OcppLimits::default(),
         }
     }
 }
@@ -95,8 +109,6 @@ pub trait ChargerDirectory: Send + Sync + 'static {
         company: Uuid,
         version: OcppVersion,
     ) -> Result<ChargerRecord, String>;
-    /// Checks a password against a stored hash (slow on purpose).
-    fn verify_password(&self, password: &str, hash: &str) -> bool;
 }
 
 /// A command handed to the connection that holds its charger.
@@ -118,6 +130,8 @@ struct Inner {
     config: OcppConfig,
     directory: Arc<dyn ChargerDirectory>,
     live: Mutex<HashMap<String, Live>>,
+    passwords: PasswordChecker,
+    failures: FailedHandshakes,
 }
 
 /// The gateway: shared by the HTTP upgrade handler, the connections and the
@@ -136,7 +150,17 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// A gateway over the log.
     pub fn new(store: EventStore, config: OcppConfig, directory: Arc<dyn ChargerDirectory>) -> Self {
-        Self { inner: Arc::new(Inner { store, config, directory, live: Mutex::new(HashMap::new()) }) }
+        let passwords = PasswordChecker::start(config.limits.password_checks, config.limits.password_cache_ttl);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                directory,
+                live: Mutex::new(HashMap::new()),
+                passwords,
+                failures: FailedHandshakes::default(),
+            }),
+        }
     }
 
     /// Settings.
@@ -208,19 +232,12 @@ impl Gateway {
     /// Serves connections and dispatches commands until shutdown; then closes
     /// every connection, recording each disconnection.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        let dispatcher = tokio::spawn(dispatch(self.clone(), shutdown.clone()));
-        let result = match &self.inner.config.tls {
-            Some((cert, key)) => {
-                let acceptor = tls::acceptor(cert, key).map_err(std::io::Error::other)?;
-                serve_tls(self.router(), listener, acceptor, shutdown.clone()).await;
-                Ok(())
-            }
-            None => {
-                let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-                let stop = shutdown.clone();
-                axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
-            }
+        let acceptor = match &self.inner.config.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
+            None => None,
         };
+        let dispatcher = tokio::spawn(dispatch(self.clone(), shutdown.clone()));
+        accept::serve(self.router(), listener, acceptor, &self.inner.config.limits, shutdown.clone()).await;
         let lives: Vec<(CancellationToken, Option<oneshot::Receiver<()>>)> = self
             .inner
             .live
@@ -234,16 +251,28 @@ impl Gateway {
             }
         }
         dispatcher.abort();
-        result
+        Ok(())
     }
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     let mut response = (status, message.to_owned()).into_response();
+    let headers = response.headers_mut();
+    // A refused socket does not stay open for another try: it would hold a
+    // pending-handshake place until the deadline.
+    headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     if status == StatusCode::UNAUTHORIZED {
-        if let Ok(v) = header::HeaderValue::from_str("Basic realm=\"chargeledger OCPP\"") {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
+        headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"chargeledger OCPP\""));
+    }
+    response
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn too_many(wait: Duration) -> Response {
+    let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed handshakes: retry later");
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = header::HeaderValue::from_str(&secs.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
 }
@@ -271,13 +300,29 @@ fn basic_password(headers: &HeaderMap, id: &str) -> Option<String> {
 async fn upgrade(
     State(gateway): State<Gateway>,
     Path(raw_id): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    slot: Option<Extension<Slot>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let limits = &gateway.inner.config.limits;
+    let failures = &gateway.inner.failures;
+    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    // Counts a refusal against the source address (and the id, for passwords).
+    let failed = |password_of: Option<&str>| {
+        if let Some(ip) = ip {
+            failures.failed(limits, ip, password_of);
+        }
+    };
     let Ok(id) = TerminalId::parse(&raw_id) else {
+        failed(None);
         return refuse(StatusCode::NOT_FOUND, "unknown charge point");
     };
+    if let Some(wait) = ip.and_then(|ip| failures.blocked(limits, ip, id.as_str())) {
+        return too_many(wait);
+    }
     let Some((version, protocol)) = negotiate(&headers) else {
+        failed(None);
         return refuse(StatusCode::BAD_REQUEST, "offer the WebSocket subprotocol ocpp1.6 or ocpp2.0.1");
     };
     let directory = gateway.inner.directory.clone();
@@ -291,7 +336,10 @@ async fn upgrade(
                     return refuse(StatusCode::SERVICE_UNAVAILABLE, "auto-registration failed");
                 }
             },
-            None => return refuse(StatusCode::NOT_FOUND, "unknown charge point: register it first"),
+            None => {
+                failed(None);
+                return refuse(StatusCode::NOT_FOUND, "unknown charge point: register it first");
+            }
         },
         Err(error) => {
             tracing::error!(%error, "charger lookup failed");
@@ -300,65 +348,29 @@ async fn upgrade(
     };
     if let Some(hash) = record.password_hash.clone() {
         let Some(password) = basic_password(&headers, id.as_str()) else {
+            failed(Some(id.as_str()));
             return refuse(StatusCode::UNAUTHORIZED, "HTTP Basic authentication with the charge point id is required");
         };
-        let ok =
-            tokio::task::spawn_blocking(move || directory.verify_password(&password, &hash)).await.unwrap_or(false);
-        if !ok {
+        if gateway.inner.passwords.check(id.as_str(), password, hash).await == Checked::Wrong {
+            failed(Some(id.as_str()));
             tracing::warn!(charger = %id, "basic auth refused");
             return refuse(StatusCode::UNAUTHORIZED, "wrong charge point password");
         }
     }
     let max = gateway.inner.config.max_frame_bytes;
+    // Only an authenticated upgrade reaches this point, so only it can replace
+    // a live connection for the id (`Gateway::attach`, after the upgrade).
     // Small buffers: tens of thousands of mostly idle connections share this process.
     ws.protocols([protocol])
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection::run(gateway, id, version, record.company_id, socket))
-}
-
-/// Accepts TLS connections and serves the router over them (HTTP/1.1 with upgrades).
-async fn serve_tls(
-    router: Router,
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let (acceptor, router) = (acceptor.clone(), router.clone());
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::warn!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                use tower::ServiceExt;
-                router.clone().oneshot(request)
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "TLS connection ended with an error");
-            }
-        });
-    }
+        .on_upgrade(move |socket| async move {
+            // The socket's place under the connection cap, until it closes.
+            let _slot = slot;
+            connection::run(gateway, id, version, record.company_id, socket).await
+        })
 }
 
 /// Hands each new command request to the connection holding its charger.
