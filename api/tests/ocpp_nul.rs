@@ -19,6 +19,9 @@ use support::{charger::PASSWORD, *};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 use uuid::Uuid;
 
+/// How the test charger answers a command, given the CALL's message id.
+type Answer = Box<dyn Fn(&str) -> String>;
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Setup {
@@ -138,7 +141,7 @@ async fn every_nul_variant_of_a_call_is_answered_and_in_the_log(pool: PgPool) {
 async fn a_charger_answer_with_nul_fails_the_command_with_502_and_is_recorded(pool: PgPool) {
     let s = setup(pool, "EVSE-ANS").await;
     let mut ws = connect(&s, "EVSE-ANS").await;
-    let answers: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    let answers: Vec<(&str, Answer)> = vec![
         ("nul in a CALLRESULT", Box::new(|id| format!(r#"[3,"{id}",{{"status":"Accepted","data":"x\u0000y"}}]"#))),
         ("nul in a CALLERROR", Box::new(|id| format!(r#"[4,"{id}","GenericError","bad\u0000thing",{{}}]"#))),
         ("raw nul in a CALLRESULT", Box::new(|id| format!("[3,\"{id}\",{{\"status\":\"Acc\0epted\"}}]"))),
