@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/terminals/{id}", get(terminals::get))
         .route("/v1/terminals/{id}/health-events", post(terminals::report_health))
         .route("/v1/terminals/{id}/status", put(terminals::update_status))
+        .route("/v1/terminals/{id}/charger-password", put(terminals::set_charger_password))
         .route("/v1/terminals/{id}/commands", post(ocpp::command))
         .route("/v1/terminals/{id}/commands/{command_id}", get(ocpp::get_command))
         .route("/v1/terminals/{id}/remote-start", post(ocpp::remote_start))

@@ -1,5 +1,6 @@
-//! The charger directory of the OCPP gateway, over the terminals read model
-//! and the terminal aggregate (auto-registration).
+//! The charger directory of the OCPP gateway, over the terminal streams of the
+//! log (not the read model: a password rotation or a registration is in force
+//! as soon as it is appended) and the terminal aggregate (auto-registration).
 
 use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
@@ -24,8 +25,8 @@ pub struct TerminalDirectory {
 #[async_trait]
 impl ChargerDirectory for TerminalDirectory {
     async fn find(&self, id: &TerminalId) -> Result<Option<ChargerRecord>, String> {
-        let found = projections::terminals::password_hash(&self.pool, id.as_str()).await.map_err(|e| e.to_string())?;
-        Ok(found.map(|(company_id, password_hash)| ChargerRecord { company_id, password_hash }))
+        let found = commands::terminals::credentials(&self.store, id).await.map_err(|e| e.to_string())?;
+        Ok(found.map(|c| ChargerRecord { company_id: c.company_id, password_hash: c.password_hash }))
     }
 
     async fn auto_register(
@@ -48,11 +49,10 @@ impl ChargerDirectory for TerminalDirectory {
             ocpp_version: version,
             now: Utc::now().trunc_subsecs(6),
         });
+        // Registered meanwhile (by an operator, or a concurrent connection of
+        // the same id) is refused by the aggregate: the handshake fails closed
+        // and the charger's retry finds the registration.
         commands::terminals::handle(&self.store, &ctx, id, command).await.map_err(|e| e.to_string())?;
-        // Registered now, or by someone else meanwhile: the read model will say whose.
-        match self.find(id).await? {
-            Some(record) => Ok(record),
-            None => Ok(ChargerRecord { company_id: company, password_hash: None }),
-        }
+        Ok(ChargerRecord { company_id: company, password_hash: None })
     }
 }

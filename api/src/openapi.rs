@@ -27,6 +27,7 @@ impl Modify for Security {
         Errors are RFC 9457 problem+json. Every mutable route accepts Idempotency-Key."),
     paths(
         terminals::register, terminals::list, terminals::get, terminals::report_health, terminals::update_status, terminals::stats,
+        terminals::set_charger_password,
         ocpp::command, ocpp::get_command, ocpp::remote_start, ocpp::remote_stop, ocpp::charging_profile, ocpp::connectors, ocpp::transactions,
         payments::create, payments::get, payments::authorize, payments::capture, payments::void, payments::refund, payments::list,
         payments::events, payments::wallet, payments::top_up, payments::pagarme_webhook,

@@ -142,7 +142,8 @@ pub fn decode_example(event_type: &str, version: u32, payload: Value) -> Result<
 
 /// Fields that never leave the platform: published copies (Kafka topics,
 /// webhook bodies) carry `null` instead.
-const PRIVATE_FIELDS: &[(&str, &str)] = &[("terminal.registered", "passwordHash")];
+const PRIVATE_FIELDS: &[(&str, &str)] =
+    &[("terminal.registered", "passwordHash"), ("terminal.charger_credentials_set", "passwordHash")];
 
 /// The payload of an event as published outside the platform (Kafka,
 /// webhooks): private fields (the charger password hash) are `null`.
@@ -173,5 +174,8 @@ mod publication_tests {
         assert_eq!(super::for_publication("terminal.registered", &p)["passwordHash"], json!(null));
         assert_eq!(super::for_publication("terminal.registered", &p)["terminalId"], "T");
         assert_eq!(*super::for_publication("terminal.status_changed", &p), p);
+        let rotated = json!({"securityProfile": 1, "passwordHash": "$argon2id$...", "setAt": "2026-12-02T00:00:00Z"});
+        let published = super::for_publication("terminal.charger_credentials_set", &rotated);
+        assert_eq!((published["passwordHash"].clone(), published["securityProfile"].clone()), (json!(null), json!(1)));
     }
 }

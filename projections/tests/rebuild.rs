@@ -40,6 +40,7 @@ async fn history(store: &EventStore, prefix: &str) {
                 ocpp_version: OcppVersion::V201,
                 connectors: vec![Connector { id: 1, connector_type: ConnectorType::Type2, max_power_w: 22_000 }],
                 password_hash: None,
+                security_profile: Some(0),
                 now: Utc::now(),
             });
             terminals::handle(store, &ctx(company), &id, register).await.unwrap();

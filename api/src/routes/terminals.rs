@@ -1,6 +1,10 @@
 //! The six Terminals endpoints of seed 002. Writes go through the Terminal
 //! aggregate into the log; reads come only from the `terminals` read model.
 
+mod credentials;
+
+pub use credentials::{__path_set_charger_password, set_charger_password, ChargerPasswordRequest};
+
 use axum::{
     extract::{rejection::QueryRejection, Path, Query, State},
     http::StatusCode,
@@ -60,7 +64,13 @@ pub struct RegisterTerminalRequest {
     /// Connectors.
     pub connectors: Vec<ConnectorRequest>,
     /// OCPP basic-auth password (16 to 40 characters), stored as an Argon2id hash.
+    /// Required unless `securityProfile` is 0.
     pub charger_password: Option<String>,
+    /// OCPP security profile: 0 (no credentials: the charger connects without a
+    /// password; only when given explicitly), 1 (HTTP Basic, the default with a
+    /// password) or 2 (TLS and HTTP Basic).
+    #[schema(example = 1)]
+    pub security_profile: Option<u8>,
 }
 
 /// A health report.
@@ -210,7 +220,7 @@ pub async fn register(
     let key = idempotency_key.clone();
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint.clone(), async {
         let password_hash = match body.charger_password {
-            Some(p) => Some(hash_password(p).await?),
+            Some(p) => Some(hash_password(p, "chargerPassword").await?),
             None => None,
         };
         let command = TerminalCommand::Register(RegisterTerminal {
@@ -226,6 +236,7 @@ pub async fn register(
                 .map(|c| Connector { id: c.id, connector_type: c.connector_type, max_power_w: c.max_power_w })
                 .collect(),
             password_hash,
+            security_profile: body.security_profile,
             now: now(),
         });
         let executed =

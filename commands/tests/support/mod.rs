@@ -81,6 +81,7 @@ pub fn register(company: Uuid, id: &str) -> TerminalCommand {
         ocpp_version: OcppVersion::V16,
         connectors: vec![Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 50_000 }],
         password_hash: None,
+        security_profile: Some(0),
         now: Utc::now(),
     })
 }

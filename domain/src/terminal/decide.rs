@@ -3,9 +3,9 @@
 use chrono::Duration;
 
 use super::{
-    ChangeStatus, HealthKind, RegisterTerminal, RegisteredTerminal, ReportHealth, Severity, StatusSource,
-    TerminalCommand, TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalState, TerminalStatus,
-    TerminalStatusChanged,
+    ChangeStatus, ChargerCredentialsSet, HealthKind, RegisterTerminal, RegisteredTerminal, ReportHealth,
+    SetChargerCredentials, Severity, StatusSource, TerminalCommand, TerminalEvent, TerminalHealthReported,
+    TerminalRegistered, TerminalState, TerminalStatus, TerminalStatusChanged,
 };
 use crate::{error::Validator, CompanyId, DomainError};
 
@@ -18,8 +18,12 @@ pub(super) fn decide(state: &TerminalState, command: TerminalCommand) -> Result<
     match command {
         TerminalCommand::Register(cmd) => register(state, cmd),
         TerminalCommand::AutoRegister(cmd) => match state {
-            // Registered meanwhile (by an operator or a concurrent connection): nothing to do.
-            TerminalState::Registered(_) => Ok(vec![]),
+            // Registered meanwhile (by an operator or a concurrent connection):
+            // refused, so the handshake fails closed instead of admitting the
+            // charger into a company that may not be its own.
+            TerminalState::Registered(_) => {
+                Err(DomainError::AlreadyExists(format!("terminal {} is already registered", cmd.terminal_id)))
+            }
             TerminalState::Unregistered => Ok(vec![TerminalEvent::Registered(TerminalRegistered {
                 terminal_id: cmd.terminal_id,
                 company_id: cmd.company_id,
@@ -34,7 +38,52 @@ pub(super) fn decide(state: &TerminalState, command: TerminalCommand) -> Result<
         },
         TerminalCommand::ReportHealth(cmd) => report_health(owned(state, cmd.company_id)?, cmd),
         TerminalCommand::ChangeStatus(cmd) => change_status(owned(state, cmd.company_id)?, cmd),
+        TerminalCommand::SetCredentials(cmd) => set_credentials(owned(state, cmd.company_id)?, cmd),
     }
+}
+
+/// The security profile a password (or its absence) and an explicit choice
+/// give; `current` is what an absent choice keeps (1 or 2). Refuses profile 0
+/// with a password and profiles 1 and 2 without one.
+fn profile(v: &mut Validator, field: &str, has_password: bool, asked: Option<u8>, current: u8) -> u8 {
+    match asked {
+        Some(p) if p > 2 => {
+            v.check(false, "securityProfile", "must be 0, 1 or 2");
+            p
+        }
+        Some(0) => {
+            v.check(!has_password, field, "must be absent for security profile 0 (no credentials)");
+            0
+        }
+        Some(p) => {
+            v.check(has_password, field, format!("is required for security profile {p}"));
+            p
+        }
+        None => {
+            v.check(
+                has_password,
+                field,
+                "is required (16 to 40 characters), unless the charger is explicitly registered as \
+                 \"securityProfile\": 0 (no credentials)",
+            );
+            current.max(1)
+        }
+    }
+}
+
+fn set_credentials(
+    terminal: &RegisteredTerminal,
+    cmd: SetChargerCredentials,
+) -> Result<Vec<TerminalEvent>, DomainError> {
+    let mut v = Validator::default();
+    let security_profile =
+        profile(&mut v, "password", cmd.password_hash.is_some(), cmd.security_profile, terminal.security_profile);
+    v.finish()?;
+    Ok(vec![TerminalEvent::CredentialsSet(ChargerCredentialsSet {
+        security_profile,
+        password_hash: cmd.password_hash,
+        set_at: cmd.now,
+    })])
 }
 
 /// The registered terminal, if the caller's company owns it; otherwise "not found".
@@ -80,6 +129,7 @@ fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<Terminal
             format!("must be between 1 and {MAX_POWER_W} W"),
         );
     }
+    let security_profile = profile(&mut v, "chargerPassword", cmd.password_hash.is_some(), cmd.security_profile, 1);
     v.finish()?;
     if !matches!(state, TerminalState::Unregistered) {
         // Said the same way whoever owns it: ids are global, ownership is private.
@@ -87,7 +137,7 @@ fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<Terminal
     }
     let mut connectors = cmd.connectors;
     connectors.sort_by_key(|c| c.id);
-    Ok(vec![TerminalEvent::Registered(TerminalRegistered {
+    let mut events = vec![TerminalEvent::Registered(TerminalRegistered {
         terminal_id: cmd.terminal_id,
         company_id: cmd.company_id,
         station_id: cmd.station_id,
@@ -95,9 +145,18 @@ fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<Terminal
         model: cmd.model.trim().to_owned(),
         ocpp_version: cmd.ocpp_version,
         connectors,
-        password_hash: cmd.password_hash,
+        password_hash: cmd.password_hash.clone(),
         registered_at: cmd.now,
-    })])
+    })];
+    // `terminal.registered` implies profile 0 or 1 by its hash; profile 2 is said explicitly.
+    if security_profile != super::implied_profile(cmd.password_hash.as_deref()) {
+        events.push(TerminalEvent::CredentialsSet(ChargerCredentialsSet {
+            security_profile,
+            password_hash: cmd.password_hash,
+            set_at: cmd.now,
+        }));
+    }
+    Ok(events)
 }
 
 fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec<TerminalEvent>, DomainError> {

@@ -21,6 +21,9 @@ pub enum TerminalEvent {
     /// See [`TerminalStatusChanged`].
     #[serde(rename = "terminal.status_changed")]
     StatusChanged(TerminalStatusChanged),
+    /// See [`ChargerCredentialsSet`].
+    #[serde(rename = "terminal.charger_credentials_set")]
+    CredentialsSet(ChargerCredentialsSet),
 }
 
 /// A terminal was registered to a company.
@@ -43,9 +46,31 @@ pub struct TerminalRegistered {
     pub connectors: Vec<Connector>,
     /// Argon2id PHC hash of the OCPP basic-auth password; never the password.
     /// Sensitive: consumers outside the platform receive it redacted.
+    // (Not in the frozen v1 schema's text:) `null` means OCPP security profile
+    // 0, which an operator must ask for explicitly; a registration for profile
+    // 2 is followed by a `terminal.charger_credentials_set` in the same append.
     pub password_hash: Option<String>,
     /// When.
     pub registered_at: DateTime<Utc>,
+}
+
+/// The charger's OCPP credentials were set or rotated: from now on the
+/// handshake checks this hash (the previous password stops working at once;
+/// a charger already connected keeps its connection until it reconnects).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Inlined: a `$defs` entry would change the committed (frozen) schemas of the
+// other terminal.* types, which share the enum's `$defs`.
+#[schemars(inline)]
+pub struct ChargerCredentialsSet {
+    /// OCPP security profile: 0 no credentials, 1 HTTP Basic, 2 TLS and HTTP Basic.
+    #[schemars(range(max = 2))]
+    pub security_profile: u8,
+    /// Argon2id PHC hash of the new basic-auth password (`null` for profile 0).
+    /// Sensitive: consumers outside the platform receive it redacted.
+    pub password_hash: Option<String>,
+    /// When.
+    pub set_at: DateTime<Utc>,
 }
 
 /// The terminal (or someone on its behalf) reported its health.
@@ -83,14 +108,19 @@ pub struct TerminalStatusChanged {
 }
 
 impl DomainEvent for TerminalEvent {
-    const TYPES: &'static [&'static str] =
-        &["terminal.registered", "terminal.health_reported", "terminal.status_changed"];
+    const TYPES: &'static [&'static str] = &[
+        "terminal.registered",
+        "terminal.health_reported",
+        "terminal.status_changed",
+        "terminal.charger_credentials_set",
+    ];
 
     fn event_type(&self) -> &'static str {
         match self {
             Self::Registered(_) => "terminal.registered",
             Self::HealthReported(_) => "terminal.health_reported",
             Self::StatusChanged(_) => "terminal.status_changed",
+            Self::CredentialsSet(_) => "terminal.charger_credentials_set",
         }
     }
 }

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use events::{TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalStatusChanged};
+pub use events::{
+    ChargerCredentialsSet, TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalStatusChanged,
+};
 
 use crate::{Aggregate, CompanyId, DomainError, TerminalId};
 
@@ -184,6 +186,10 @@ pub struct RegisteredTerminal {
     pub status_reason: Option<String>,
     /// Last heartbeat or health report time.
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// OCPP security profile now (0, 1 or 2).
+    pub security_profile: u8,
+    /// Argon2id hash of the charger's current basic-auth password.
+    pub password_hash: Option<String>,
 }
 
 impl RegisteredTerminal {
@@ -191,6 +197,12 @@ impl RegisteredTerminal {
     pub fn company_id(&self) -> CompanyId {
         self.registration.company_id
     }
+}
+
+/// The security profile a `terminal.registered` implies on its own: a hash
+/// means HTTP Basic (profile 1), none means profile 0.
+pub fn implied_profile(password_hash: Option<&str>) -> u8 {
+    u8::from(password_hash.is_some())
 }
 
 /// Register a new terminal.
@@ -212,6 +224,23 @@ pub struct RegisterTerminal {
     pub connectors: Vec<Connector>,
     /// Argon2id PHC string of the OCPP basic-auth password, hashed by the caller.
     pub password_hash: Option<String>,
+    /// OCPP security profile asked for: 0 (no password) must be explicit;
+    /// absent means 1 when a password is given.
+    pub security_profile: Option<u8>,
+    /// The clock.
+    pub now: DateTime<Utc>,
+}
+
+/// Set or rotate the charger's OCPP credentials (operator action).
+#[derive(Debug, Clone)]
+pub struct SetChargerCredentials {
+    /// Caller's company.
+    pub company_id: CompanyId,
+    /// Argon2id PHC string of the new password, hashed by the caller.
+    pub password_hash: Option<String>,
+    /// Profile asked for: 0 (no password) must be explicit; absent keeps
+    /// profile 1 or 2, and makes a profile 0 terminal profile 1.
+    pub security_profile: Option<u8>,
     /// The clock.
     pub now: DateTime<Utc>,
 }
@@ -274,6 +303,8 @@ pub enum TerminalCommand {
     ReportHealth(ReportHealth),
     /// See [`ChangeStatus`].
     ChangeStatus(ChangeStatus),
+    /// See [`SetChargerCredentials`].
+    SetCredentials(SetChargerCredentials),
 }
 
 /// The terminal aggregate.
@@ -305,7 +336,14 @@ impl Aggregate for Terminal {
                     status: TerminalStatus::Unavailable,
                     status_reason: None,
                     last_seen_at: None,
+                    security_profile: implied_profile(r.password_hash.as_deref()),
+                    password_hash: r.password_hash.clone(),
                 }))
+            }
+            (TerminalState::Registered(mut t), TerminalEvent::CredentialsSet(c)) => {
+                t.security_profile = c.security_profile;
+                t.password_hash = c.password_hash.clone();
+                TerminalState::Registered(t)
             }
             (TerminalState::Registered(mut t), TerminalEvent::HealthReported(h)) => {
                 t.last_seen_at = Some(t.last_seen_at.map_or(h.occurred_at, |seen| seen.max(h.occurred_at)));

@@ -30,7 +30,8 @@ fn register_cmd() -> RegisterTerminal {
             Connector { id: 2, connector_type: ConnectorType::Type2, max_power_w: 22_000 },
             Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 50_000 },
         ],
-        password_hash: None,
+        password_hash: Some("$argon2id$hash".into()),
+        security_profile: None,
         now: now(),
     }
 }
@@ -201,4 +202,99 @@ fn events_round_trip_through_their_stored_form() {
     }
     assert!(TerminalEvent::from_record("terminal.exploded", 1, serde_json::json!({})).is_err());
     assert!(TerminalEvent::from_record("terminal.registered", 99, serde_json::json!({})).is_err());
+}
+
+fn credentials(hash: Option<&str>, profile: Option<u8>, company: CompanyId) -> TerminalCommand {
+    TerminalCommand::SetCredentials(SetChargerCredentials {
+        company_id: company,
+        password_hash: hash.map(str::to_owned),
+        security_profile: profile,
+        now: now(),
+    })
+}
+
+fn field_errors(result: Result<Vec<TerminalEvent>, DomainError>) -> Vec<String> {
+    match result {
+        Err(DomainError::Validation(fields)) => fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_registration_without_a_password_needs_an_explicit_profile_0() {
+    let mut cmd = register_cmd();
+    cmd.password_hash = None;
+    let errors = field_errors(Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd.clone())));
+    assert!(errors.len() == 1 && errors[0].starts_with("chargerPassword: is required"), "{errors:?}");
+    cmd.security_profile = Some(1);
+    let errors = field_errors(Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd.clone())));
+    assert!(errors[0].starts_with("chargerPassword: is required for security profile 1"), "{errors:?}");
+    cmd.security_profile = Some(0);
+    let events = Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd)).unwrap_or_default();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let TerminalState::Registered(t) = given(&events) else { panic!("not registered") };
+    assert_eq!((t.security_profile, t.password_hash.as_deref()), (0, None));
+}
+
+#[test]
+fn profile_0_with_a_password_and_unknown_profiles_are_refused() {
+    let mut cmd = register_cmd();
+    cmd.security_profile = Some(0);
+    let errors = field_errors(Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd.clone())));
+    assert!(errors[0].starts_with("chargerPassword: must be absent"), "{errors:?}");
+    cmd.security_profile = Some(3);
+    let errors = field_errors(Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd)));
+    assert_eq!(errors, vec!["securityProfile: must be 0, 1 or 2"]);
+}
+
+#[test]
+fn a_password_means_profile_1_in_one_event_and_profile_2_is_recorded_explicitly() {
+    let TerminalState::Registered(t) = given(&registered()) else { panic!("not registered") };
+    assert_eq!((registered().len(), t.security_profile, t.password_hash.as_deref()), (1, 1, Some("$argon2id$hash")));
+    let mut cmd = register_cmd();
+    cmd.security_profile = Some(2);
+    let events = Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd)).unwrap_or_default();
+    assert_eq!(
+        events.iter().map(|e| e.event_type()).collect::<Vec<_>>(),
+        vec!["terminal.registered", "terminal.charger_credentials_set"]
+    );
+    let TerminalState::Registered(t) = given(&events) else { panic!("not registered") };
+    assert_eq!(t.security_profile, 2);
+}
+
+#[test]
+fn rotating_replaces_the_hash_and_keeps_the_profile() {
+    let mut history = registered();
+    let events = Terminal::decide(&given(&history), credentials(Some("$argon2id$new"), None, acme()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    history.extend(events);
+    let TerminalState::Registered(t) = given(&history) else { panic!("not registered") };
+    assert_eq!((t.security_profile, t.password_hash.as_deref()), (1, Some("$argon2id$new")));
+    // Dropping to profile 0 only when asked for explicitly.
+    let errors = field_errors(Terminal::decide(&given(&history), credentials(None, None, acme())));
+    assert!(errors[0].starts_with("password: is required"), "{errors:?}");
+    history.extend(Terminal::decide(&given(&history), credentials(None, Some(0), acme())).unwrap_or_default());
+    let TerminalState::Registered(t) = given(&history) else { panic!("not registered") };
+    assert_eq!((t.security_profile, t.password_hash.as_deref()), (0, None));
+    // A password for a profile 0 terminal makes it profile 1.
+    history
+        .extend(Terminal::decide(&given(&history), credentials(Some("$argon2id$3"), None, acme())).unwrap_or_default());
+    let TerminalState::Registered(t) = given(&history) else { panic!("not registered") };
+    assert_eq!(t.security_profile, 1);
+}
+
+#[test]
+fn another_company_cannot_rotate_and_auto_registration_never_takes_a_registered_id() {
+    let state = given(&registered());
+    assert_eq!(
+        Terminal::decide(&state, credentials(Some("$argon2id$x"), None, other())),
+        Err(DomainError::NotFound("terminal"))
+    );
+    let auto = TerminalCommand::AutoRegister(AutoRegisterTerminal {
+        company_id: other(),
+        terminal_id: TerminalId::parse("EVSE-001").unwrap_or_else(|e| panic!("{e}")),
+        ocpp_version: OcppVersion::V16,
+        now: now(),
+    });
+    assert!(matches!(Terminal::decide(&state, auto), Err(DomainError::AlreadyExists(_))));
 }

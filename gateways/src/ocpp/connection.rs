@@ -3,7 +3,7 @@
 
 mod flood;
 
-use std::{collections::VecDeque, time::Duration};
+use std::{borrow::Cow, collections::VecDeque, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -142,16 +142,6 @@ async fn tip(store: &EventStore, stream: &str) -> Result<Tip, StoreError> {
     })
 }
 
-/// Whether any string inside a JSON value holds a NUL (which Postgres cannot store).
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 impl Conn {
     fn charger_stream(&self) -> String {
         Charger::stream_id(&self.id)
@@ -239,6 +229,8 @@ impl Conn {
         }
     }
 
+    /// A frame event. Every text in it goes through [`frame::storable`], so a
+    /// frame holding NUL is recorded (escaped) instead of failing the append.
     fn frame(
         &self,
         direction: Direction,
@@ -247,16 +239,38 @@ impl Conn {
         action: Option<String>,
         raw: String,
     ) -> OcppFrame {
+        let text = |s: String| match frame::storable(&s) {
+            Cow::Borrowed(_) => s,
+            Cow::Owned(escaped) => escaped,
+        };
         OcppFrame {
             connection_id: self.connection_id,
             protocol: self.version,
             direction,
             message_type_id: frame_type,
-            message_id,
-            action,
-            raw,
+            message_id: message_id.map(text),
+            action: action.map(text),
+            raw: text(raw),
             rejection: None,
             at: now(),
+        }
+    }
+
+    /// Commits, and once more after reloading the tips when the first attempt
+    /// failed (a replaced connection may have moved them).
+    async fn commit_or_retry(
+        &mut self,
+        frames: Vec<OcppFrameEvent>,
+        extra: Vec<StreamWrite>,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        match self.commit(frames.clone(), vec![], extra.clone(), None, Uuid::now_v7()).await {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                tracing::warn!(charger = %self.id, error = %first, "could not record {what}; retrying");
+                self.reload().await?;
+                self.commit(frames, vec![], extra, None, Uuid::now_v7()).await
+            }
         }
     }
 
@@ -436,45 +450,66 @@ impl Conn {
     }
 
     /// Records a refused frame and its CALLERROR, then sends the CALLERROR.
+    /// What cannot be recorded is not answered: the connection is closed
+    /// (1011) and the charger retries after reconnecting.
     async fn reject(&mut self, socket: &mut WebSocket, raw: String, error: frame::FrameError) -> Result<(), String> {
         let code = error.code.as_str(self.version).to_owned();
+        let mut description = error.description;
+        if frame::needs_escaping(&raw) {
+            description.push_str(frame::ESCAPED_NOTE);
+        }
         let reply = Frame::CallError {
             id: error.id.clone().unwrap_or_else(|| "-1".into()),
             code: code.clone(),
-            description: error.description.clone(),
+            description: description.clone(),
             details: json!({}),
         };
         if !self.record_rejection(&code, raw.len()) {
             return self.send(socket, reply.to_text()).await;
         }
         let mut received = self.frame(Direction::In, error.type_id, error.id.clone(), error.action.clone(), raw);
-        received.rejection = Some(FrameRejection { code, description: error.description });
+        received.rejection = Some(FrameRejection { code, description: frame::storable(&description).into_owned() });
         let sent = self.frame(Direction::Out, Some(4), error.id, error.action, reply.to_text());
-        if let Err(store_error) = self
-            .commit(
-                vec![OcppFrameEvent::Received(received), OcppFrameEvent::Sent(sent)],
-                vec![],
-                vec![],
-                None,
-                Uuid::now_v7(),
-            )
-            .await
-        {
-            tracing::error!(charger = %self.id, %store_error, "could not record a refused frame");
-            let _ = self.reload().await;
+        let frames = vec![OcppFrameEvent::Received(received), OcppFrameEvent::Sent(sent)];
+        self.answer_recorded(socket, frames, reply).await
+    }
+
+    /// Records the frames, then sends the reply; closes the connection instead
+    /// of answering when they cannot be recorded.
+    async fn answer_recorded(
+        &mut self,
+        socket: &mut WebSocket,
+        frames: Vec<OcppFrameEvent>,
+        reply: Frame,
+    ) -> Result<(), String> {
+        if let Err(store_error) = self.commit_or_retry(frames, vec![], "a refused frame").await {
+            tracing::error!(charger = %self.id, %store_error, "could not record a frame; closing instead of answering");
+            let _ = socket.send(close(1011, "the platform cannot record this message now; retry")).await;
+            return Err(format!("could not record a frame: {store_error}"));
         }
         self.send(socket, reply.to_text()).await
     }
 
     async fn on_text(&mut self, socket: &mut WebSocket, raw: String) -> Result<(), String> {
         match frame::parse(&raw) {
+            // A malformed answer to the command in flight settles it (refused), like a malformed call.
+            Err(error) if matches!(error.type_id, Some(3 | 4)) && self.awaits(error.id.as_deref()) => {
+                let (type_id, id) = (error.type_id.unwrap_or(3), error.id.clone().unwrap_or_default());
+                self.on_result(raw, type_id, id, Err(error)).await;
+                Ok(())
+            }
             Err(error) => self.reject(socket, raw, error).await,
             Ok(Frame::Call { id, action, payload }) => self.on_call(socket, raw, id, action, payload).await,
             Ok(result) => {
-                self.on_result(raw, result).await;
+                self.on_result(raw, result.type_id(), result.id().to_owned(), Ok(result)).await;
                 Ok(())
             }
         }
+    }
+
+    /// Whether the command in flight waits for an answer with this message id.
+    fn awaits(&self, message_id: Option<&str>) -> bool {
+        self.in_flight.as_ref().is_some_and(|f| Some(f.message_id.as_str()) == message_id)
     }
 
     async fn on_call(
@@ -508,15 +543,6 @@ impl Conn {
         }
         if let Err((code, description)) = schema::validate(self.version, &action, false, &payload) {
             return self.reject(socket, raw, refuse(code, description)).await;
-        }
-        if has_nul(&payload) {
-            return self
-                .reject(
-                    socket,
-                    raw,
-                    refuse(ErrorCode::PropertyConstraintViolation, "strings may not contain NUL".into()),
-                )
-                .await;
         }
         let heartbeat = self.gateway.inner.config.heartbeat_interval_s;
         for attempt in 0..3 {
@@ -584,30 +610,56 @@ impl Conn {
                     }
                 }
                 Err(error) => {
-                    // Not recorded, so not acknowledged: the charger will retry.
+                    // Its effects were not recorded, so not acknowledged: the
+                    // charger will retry. The refusal itself is recorded first.
                     tracing::error!(charger = %self.id, %action, %error, "could not record a frame");
-                    let reply = Frame::CallError {
-                        id,
-                        code: ErrorCode::InternalError.as_str(self.version).into(),
-                        description: "the platform could not record this message; retry".into(),
-                        details: json!({}),
-                    };
-                    return self.send(socket, reply.to_text()).await;
+                    let description = "the platform could not record this message; retry".to_owned();
+                    return self.reject(socket, raw, refuse(ErrorCode::InternalError, description)).await;
                 }
             }
         }
         Ok(())
     }
 
-    async fn on_result(&mut self, raw: String, result: Frame) {
-        let matching = self.in_flight.as_ref().is_some_and(|f| f.message_id == result.id());
+    /// A CALLRESULT or CALLERROR from the charger (or a frame that failed to
+    /// parse as one but answers the command in flight). It gets the same checks
+    /// as a call: a malformed answer, NUL anywhere included, is recorded with
+    /// its rejection and fails the command as `invalid_response`.
+    async fn on_result(
+        &mut self,
+        raw: String,
+        type_id: i64,
+        message_id: String,
+        parsed: Result<Frame, frame::FrameError>,
+    ) {
+        let matching = self.awaits(Some(&message_id));
         let action = self.in_flight.as_ref().filter(|_| matching).map(|f| f.action.clone());
-        let received =
-            self.frame(Direction::In, Some(result.type_id()), Some(result.id().to_owned()), action.clone(), raw);
+        let refused: Option<(String, String)> = match &parsed {
+            Err(error) => Some((error.code.as_str(self.version).into(), error.description.clone())),
+            Ok(result) if result.holds_nul() => Some((
+                ErrorCode::FormatViolation.as_str(self.version).into(),
+                "the answer holds NUL (U+0000) characters".into(),
+            )),
+            Ok(_) => None,
+        };
+        let mut received = self.frame(Direction::In, Some(type_id), Some(message_id), action, raw.clone());
+        if let Some((code, description)) = &refused {
+            let mut description = description.clone();
+            if frame::needs_escaping(&raw) {
+                description.push_str(frame::ESCAPED_NOTE);
+            }
+            received.rejection = Some(FrameRejection { code: code.clone(), description });
+        }
         let mut extra = vec![];
         if let (true, Some(in_flight)) = (matching, self.in_flight.take()) {
-            let event = match result {
-                Frame::CallResult { payload, .. } => {
+            let event = match (refused, parsed) {
+                (Some((code, description)), _) => OcppCommandEvent::Failed(OcppCommandFailed {
+                    reason: "invalid_response".into(),
+                    error_code: Some(code),
+                    description: Some(format!("the charger's answer was malformed: {description}")),
+                    failed_at: now(),
+                }),
+                (None, Ok(Frame::CallResult { payload, .. })) => {
                     match schema::validate(self.version, &in_flight.action, true, &payload) {
                         Ok(()) => {
                             OcppCommandEvent::Answered(OcppCommandAnswered { response: payload, answered_at: now() })
@@ -615,24 +667,22 @@ impl Conn {
                         Err((code, description)) => OcppCommandEvent::Failed(OcppCommandFailed {
                             reason: "invalid_response".into(),
                             error_code: Some(code.as_str(self.version).into()),
-                            description: Some(description),
+                            description: Some(frame::storable(&description).into_owned()),
                             failed_at: now(),
                         }),
                     }
                 }
-                Frame::CallError { code, description, .. } => OcppCommandEvent::Failed(OcppCommandFailed {
+                (None, Ok(Frame::CallError { code, description, .. })) => OcppCommandEvent::Failed(OcppCommandFailed {
                     reason: "call_error".into(),
-                    error_code: Some(code),
-                    description: Some(description),
+                    error_code: Some(frame::storable(&code).into_owned()),
+                    description: Some(frame::storable(&description).into_owned()),
                     failed_at: now(),
                 }),
-                Frame::Call { .. } => return,
+                (None, _) => return,
             };
             extra.push(self.command_write(in_flight.command_id, 2, event, Uuid::now_v7()));
         }
-        if let Err(error) =
-            self.commit(vec![OcppFrameEvent::Received(received)], vec![], extra, None, Uuid::now_v7()).await
-        {
+        if let Err(error) = self.commit_or_retry(vec![OcppFrameEvent::Received(received)], extra, "an answer").await {
             tracing::error!(charger = %self.id, %error, "could not record a result frame");
             let _ = self.reload().await;
         }

@@ -4,7 +4,7 @@ mod queries;
 
 use async_trait::async_trait;
 use commands::RecordedEvent;
-use domain::terminal::TerminalEvent;
+use domain::terminal::{implied_profile, TerminalEvent};
 pub use queries::{get, list, password_hash, stats, ConnectorView, ListFilter, Page, TerminalStats, TerminalView};
 use sqlx::PgConnection;
 
@@ -39,8 +39,8 @@ impl Projector for TerminalsProjector {
             TerminalEvent::Registered(r) => {
                 sqlx::query(
                     "INSERT INTO terminals (id, company_id, station_id, vendor, model, ocpp_version, connectors, \
-                     password_hash, status, registered_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'Unavailable', $9, $10, $11)",
+                     password_hash, security_profile, status, registered_at, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $12, 'Unavailable', $9, $10, $11)",
                 )
                 .bind(r.terminal_id.as_str())
                 .bind(r.company_id.as_uuid())
@@ -51,6 +51,20 @@ impl Projector for TerminalsProjector {
                 .bind(serde_json::to_value(&r.connectors).unwrap_or_default())
                 .bind(&r.password_hash)
                 .bind(r.registered_at)
+                .bind(event.recorded_at)
+                .bind(event.stream_version)
+                .bind(i16::from(implied_profile(r.password_hash.as_deref())))
+                .execute(&mut *conn)
+                .await?;
+            }
+            TerminalEvent::CredentialsSet(c) => {
+                sqlx::query(
+                    "UPDATE terminals SET password_hash = $2, security_profile = $3, updated_at = $4, version = $5 \
+                     WHERE id = $1",
+                )
+                .bind(terminal_id)
+                .bind(&c.password_hash)
+                .bind(i16::from(c.security_profile))
                 .bind(event.recorded_at)
                 .bind(event.stream_version)
                 .execute(&mut *conn)

@@ -40,6 +40,9 @@ pub struct TerminalView {
     pub connectors: Vec<ConnectorView>,
     /// Whether an OCPP basic-auth password is set (the password is never shown).
     pub has_password: bool,
+    /// OCPP security profile: 0 no credentials (registered so explicitly),
+    /// 1 HTTP Basic, 2 TLS and HTTP Basic.
+    pub security_profile: i16,
     /// Current status.
     pub status: String,
     /// Reason given with the status.
@@ -105,7 +108,7 @@ pub struct TerminalStats {
 const FROM: &str =
     "rm_terminals.terminals t LEFT JOIN rm_ocpp.chargers c ON c.id = t.id AND c.company_id = t.company_id";
 
-const COLUMNS: &str = "t.id, t.station_id, t.vendor, t.model, t.ocpp_version, t.connectors, t.password_hash IS NOT NULL AS has_password, \
+const COLUMNS: &str = "t.id, t.station_id, t.vendor, t.model, t.ocpp_version, t.connectors, t.password_hash IS NOT NULL AS has_password, t.security_profile, \
      t.status, t.status_reason, GREATEST(t.last_seen_at, c.last_seen_at) AS last_seen_at, COALESCE(c.connected, false) AS connected, \
      COALESCE(c.connected OR GREATEST(t.last_seen_at, c.last_seen_at) > now() - $2 * interval '1 second', false) AS online, \
      (SELECT jsonb_object_agg(k.connector_id::text, k.status) FROM rm_ocpp.connectors k WHERE k.charger_id = t.id) AS live, \
@@ -128,6 +131,7 @@ fn view(row: &sqlx::postgres::PgRow) -> Result<TerminalView, sqlx::Error> {
         connectors,
         connected: row.try_get("connected")?,
         has_password: row.try_get("has_password")?,
+        security_profile: row.try_get("security_profile")?,
         status: row.try_get("status")?,
         status_reason: row.try_get("status_reason")?,
         last_seen_at: row.try_get("last_seen_at")?,
@@ -224,7 +228,9 @@ pub async fn stats(
     })
 }
 
-/// The stored Argon2 hash of a terminal's OCPP password (for the gateway's basic auth).
+/// The stored Argon2 hash of a terminal's OCPP password, as the read model has
+/// it (it may lag the log: the gateway's handshake reads
+/// `commands::terminals::credentials` instead).
 pub async fn password_hash(pool: &PgPool, id: &str) -> Result<Option<(Uuid, Option<String>)>, sqlx::Error> {
     let row = sqlx::query("SELECT company_id, password_hash FROM rm_terminals.terminals WHERE id = $1")
         .bind(id)
