@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -36,7 +36,7 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("could not raise the open-file limit: {error}");
     }
@@ -184,7 +184,7 @@ pub async fn load(url: &str, connections: usize, rate: f64, seconds: u64) -> any
 
 /// A minimal WebSocket echo server: the baseline.
 #[allow(clippy::result_large_err)] // tungstenite's handshake callback fixes the error type
-async fn echo(listener: TcpListener, shutdown: CancellationToken) {
+pub(crate) async fn echo(listener: TcpListener, shutdown: CancellationToken) {
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -243,8 +243,14 @@ async fn drive(
     Ok((result.context("the load generator printed no result")?, grown))
 }
 
-/// Registers `n` terminals quickly (500 per transaction).
-async fn register(store: &EventStore, n: usize, company: Uuid) -> anyhow::Result<()> {
+/// Registers `n` terminals quickly (500 per transaction), all with the same
+/// password hash if one is given (hashing is not what the benches measure).
+pub(crate) async fn register(
+    store: &EventStore,
+    n: usize,
+    company: Uuid,
+    password_hash: Option<String>,
+) -> anyhow::Result<()> {
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let mut tx = store.begin().await?;
         for i in chunk {
@@ -257,7 +263,7 @@ async fn register(store: &EventStore, n: usize, company: Uuid) -> anyhow::Result
                 model: "load".into(),
                 ocpp_version: OcppVersion::V16,
                 connectors: vec![],
-                password_hash: None,
+                password_hash: password_hash.clone(),
                 registered_at: chrono::Utc::now(),
             });
             let mut metadata = Metadata::system("bench");
@@ -289,7 +295,7 @@ pub async fn ocpp(config: &crate::config::Config, connections: usize, rate: f64,
     let pool = crate::bench::scratch_pool(&config.database_url, "chargeledger_bench_ocpp", 40).await?;
     let store = EventStore::new(pool.clone());
     println!("chargeledger bench ocpp: {connections} charge points, {rate} MeterValues/s in all, {seconds} s, load from a separate process");
-    register(&store, connections, Uuid::new_v4()).await?;
+    register(&store, connections, Uuid::new_v4(), None).await?;
     projections::runtime::catch_up(&store, &projections::terminals::TerminalsProjector).await?;
 
     // The gateway, in this process.

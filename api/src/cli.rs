@@ -169,6 +169,23 @@ pub enum BenchWhich {
         /// Seconds of steady load per run.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Instead: a reconnect storm of `--connections` chargers with passwords
+        /// (peak RSS and connect rate, cold and with cached verifications).
+        #[arg(long)]
+        passwords: bool,
+    },
+    /// The load generator of `bench ocpp --passwords` (runs in its own process).
+    #[command(hide = true)]
+    OcppStormLoad {
+        /// Base URL (ws://host:port/ocpp).
+        #[arg(long)]
+        url: String,
+        /// Chargers.
+        #[arg(long)]
+        connections: usize,
+        /// Their password.
+        #[arg(long)]
+        password: String,
     },
     /// The load generator of `bench ocpp` (runs in its own process).
     #[command(hide = true)]
@@ -318,8 +335,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { which: BenchWhich::Append { seconds } } => {
             crate::bench::append(&config.database_url, seconds).await?;
         }
-        Command::Bench { which: BenchWhich::Ocpp { connections, rate, seconds } } => {
+        Command::Bench { which: BenchWhich::Ocpp { connections, passwords: true, .. } } => {
+            crate::bench_storm::passwords(&config, connections).await?;
+        }
+        Command::Bench { which: BenchWhich::Ocpp { connections, rate, seconds, passwords: false } } => {
             crate::bench_ocpp::ocpp(&config, connections, rate, seconds).await?;
+        }
+        Command::Bench { which: BenchWhich::OcppStormLoad { url, connections, password } } => {
+            crate::bench_storm::load(&url, connections, &password).await?;
         }
         Command::Bench { which: BenchWhich::OcppLoad { url, connections, rate, seconds } } => {
             crate::bench_ocpp::load(&url, connections, rate, seconds).await?;

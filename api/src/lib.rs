@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_ocpp;
 pub mod bench_relay;
+pub mod bench_storm;
 pub mod catalogue;
 pub mod cli;
 pub mod config;

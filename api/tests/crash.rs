@@ -258,7 +258,8 @@ async fn kill_9_under_load_loses_no_acknowledged_call(pool: PgPool) {
     let mut config = test_config(&pool);
     config.jwt_secret = SecretString::from(SECRET);
     let company = Uuid::new_v4();
-    let token = auth::mint_token(&config, "crash-operator", company, Role::Operator, chrono::Duration::hours(1)).unwrap();
+    let token =
+        auth::mint_token(&config, "crash-operator", company, Role::Operator, chrono::Duration::hours(1)).unwrap();
     let registrations = futures::stream::iter(0..CHARGERS).map(|i| {
         let (client, token) = (client.clone(), token.clone());
         async move {
@@ -284,7 +285,8 @@ async fn kill_9_under_load_loses_no_acknowledged_call(pool: PgPool) {
             tokio::spawn(charger(i, base, shared))
         })
         .collect();
-    let at_kill = until(&pool, "three meter values before the kill", |_, (boots, meters)| boots >= 1 && meters >= 3).await;
+    let at_kill =
+        until(&pool, "three meter values before the kill", |_, (boots, meters)| boots >= 1 && meters >= 3).await;
 
     server.kill_9();
     shared.generation.store(1, Ordering::SeqCst);
@@ -340,7 +342,11 @@ async fn kill_9_under_load_loses_no_acknowledged_call(pool: PgPool) {
         .unwrap();
         assert!(energies.windows(2).all(|w| w[0] <= w[1]), "{id}: meter register went backwards: {energies:?}");
         let acked_meters = s.acked.iter().filter(|(_, a)| a == "MeterValues").count();
-        assert!(energies.len() >= acked_meters, "{id}: {} meter events for {acked_meters} acknowledged", energies.len());
+        assert!(
+            energies.len() >= acked_meters,
+            "{id}: {} meter events for {acked_meters} acknowledged",
+            energies.len()
+        );
     }
 
     let store = commands::EventStore::new(pool.clone());

@@ -77,6 +77,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/v1/terminals/{id}/health-events", "AO"),
     ("POST", "/v1/terminals/{id}/remote-start", "AO"),
     ("POST", "/v1/terminals/{id}/remote-stop", "AO"),
+    ("PUT", "/v1/terminals/{id}/charger-password", "AO"),
     ("PUT", "/v1/terminals/{id}/status", "AO"),
     ("GET", "/v1/terminals/{id}/transactions", "AOV"),
     ("GET", "/v1/wallets/{customerId}", "AOVD"),
