@@ -93,6 +93,13 @@ impl Caller {
         }
     }
 
+    /// Who the caller is for idempotency keys and rate limits: the role and
+    /// the actor, so a driver whose customer id equals an operator's `sub`
+    /// never shares the operator's stored responses or request budget.
+    pub fn scope(&self) -> String {
+        format!("{}:{}", self.role.as_str(), self.actor)
+    }
+
     /// The customer whose resources alone this caller may see: the `sub` of a
     /// driver. `None` for every other role (they see the whole company).
     pub fn owner(&self) -> Option<&str> {

@@ -38,7 +38,7 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
     })
 }
 
-/// An `Idempotency-Key` scoped to its caller: `"<key> <actor>"` (keys hold no
+/// An `Idempotency-Key` scoped to its caller: `"<key> <role>:<actor>"` (keys hold no
 /// space, so the split is unambiguous). It names the command in the command
 /// log and the row of `idempotent_responses`, so another caller of the same
 /// company using the same key gets its own execution (ADR 0015). The caller is
@@ -47,7 +47,7 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
 pub fn scoped_key(parts: &Parts, key: Option<String>) -> Option<String> {
     let key = key?;
     Some(match parts.extensions.get::<Caller>() {
-        Some(caller) => format!("{key} {}", caller.actor),
+        Some(caller) => format!("{key} {}", caller.scope()),
         None => key,
     })
 }

@@ -136,7 +136,7 @@ pub async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     if limits.rate_per_min > 0 && !exempt(parts.uri.path()) {
         let taken = match &caller {
             Some(c) => {
-                guard.limiter.take(&format!("c:{}:{}", c.company_id, c.actor), limits.rate_per_min, limits.rate_burst)
+                guard.limiter.take(&format!("c:{}:{}", c.company_id, c.scope()), limits.rate_per_min, limits.rate_burst)
             }
             None => {
                 let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);

@@ -57,6 +57,13 @@ async fn two_callers_of_one_company_using_one_key_get_their_own_outcomes(pool: P
         let (status, body) = json_of(response).await;
         assert_eq!((status, body["id"].as_str()), (201, Some(id)), "{body}");
     }
+    // A driver whose customer id is an operator's subject: never the admin's
+    // stored response (it would hold another customer's intent).
+    let driver = auth::mint_token(&app.config, "alice", company, Role::Driver, chrono::Duration::hours(1)).unwrap();
+    let (status, mine, replayed) = create(&app, &driver, "k-1", 1000).await;
+    assert_eq!((status, replayed), (201, false), "the driver's request is executed, not replayed: {mine}");
+    assert_ne!(mine["id"], first["id"]);
+
     // Another company's caller with the same subject and key: its own execution as well.
     let other = token_of(&app, "alice", Uuid::new_v4());
     let (status, third, replayed) = create(&app, &other, "k-1", 1000).await;
@@ -164,7 +171,7 @@ async fn claim(pool: &PgPool, company: Uuid, caller: &str, key: &str, instance: 
 async fn a_retry_after_a_crash_is_executed_not_409(pool: PgPool) {
     let company = Uuid::new_v4();
     // A process that died mid-request left claims behind (no one holds its liveness lock).
-    claim(&pool, company, "user:alice", "k-dead-at-start", 7_000_001, b"other").await;
+    claim(&pool, company, "admin:user:alice", "k-dead-at-start", 7_000_001, b"other").await;
     let app = TestApp::start(pool.clone()).await;
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotent_responses WHERE key = 'k-dead-at-start'")
         .fetch_one(&pool)
@@ -181,7 +188,7 @@ async fn a_retry_after_a_crash_is_executed_not_409(pool: PgPool) {
             .unwrap();
 
     // A claim of a process that dies while this one runs: free at once, too.
-    claim(&pool, company, "user:alice", "k-dead-later", 7_000_002, &hash).await;
+    claim(&pool, company, "admin:user:alice", "k-dead-later", 7_000_002, &hash).await;
     let (status, body, replayed) = create(&app, &token, "k-dead-later", 1000).await;
     assert_eq!((status, replayed), (201, false), "{body}");
     assert!(create(&app, &token, "k-dead-later", 1000).await.2, "and its outcome is stored");
@@ -195,7 +202,7 @@ async fn a_retry_after_a_crash_is_executed_not_409(pool: PgPool) {
         .execute(&mut other)
         .await
         .unwrap();
-    claim(&pool, company, "user:alice", "k-alive", 7_000_003, &hash).await;
+    claim(&pool, company, "admin:user:alice", "k-alive", 7_000_003, &hash).await;
     let (status, body, _) = create(&app, &token, "k-alive", 1000).await;
     assert_eq!((status, body["type"].as_str()), (409, Some("urn:chargeledger:problem:conflict")), "{body}");
     // … until that process is gone (kill -9 ends its connection): then the retry executes.

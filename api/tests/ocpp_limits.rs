@@ -140,7 +140,7 @@ async fn wrong_passwords_beyond_the_limit_get_429_for_that_charger_id(pool: PgPo
     register(&s, "EVSE-A").await;
     register(&s, "EVSE-B").await;
     assert_eq!(status(s.ocpp, "EVSE-A", Some("wrong-1")).await, 401);
-    assert_eq!(status(s.ocpp, "EVSE-A", None).await, 401);
+    assert_eq!(status(s.ocpp, "EVSE-A", Some("wrong-2")).await, 401);
     assert_eq!(status(s.ocpp, "EVSE-A", Some("wrong-3")).await, 401);
     let (code, retry_after) = connect(s.ocpp, "EVSE-A", Some("wrong-4")).await.err().unwrap();
     assert_eq!(code, 429);
@@ -153,6 +153,35 @@ async fn wrong_passwords_beyond_the_limit_get_429_for_that_charger_id(pool: PgPo
         "SELECT count(*) FROM events WHERE event_type = 'charger.connected' AND stream_id = 'charger-EVSE-B'";
     assert_eq!(settled(&s, connections, 1).await, 1);
     assert_eq!(scalar(&s, "SELECT count(*) FROM events WHERE event_type = 'charger.connected'").await, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn someone_hammering_a_chargers_id_cannot_keep_the_real_charger_out(pool: PgPool) {
+    let s = setup(pool, |c| {
+        c.ocpp.limits.failures_per_id = 3;
+        c.ocpp.limits.failures_per_address = 0;
+    })
+    .await;
+    register(&s, "EVSE-A").await;
+    register(&s, "EVSE-B").await;
+    // The real charger connects (its verification is remembered), then drops.
+    assert_eq!(status(s.ocpp, "EVSE-A", Some(PASSWORD)).await, 101);
+    // Someone without its password: missing headers do not count against the id …
+    for _ in 0..5 {
+        assert_eq!(status(s.ocpp, "EVSE-B", None).await, 401);
+    }
+    assert_eq!(status(s.ocpp, "EVSE-B", Some(PASSWORD)).await, 101, "missing headers never lock an id out");
+    // … wrong passwords do, and the attacker is refused with 429 …
+    for n in 1..=3 {
+        assert_eq!(status(s.ocpp, "EVSE-A", Some(&format!("wrong-{n}"))).await, 401);
+    }
+    assert_eq!(status(s.ocpp, "EVSE-A", Some("wrong-4")).await, 429);
+    assert_eq!(status(s.ocpp, "EVSE-A", None).await, 429);
+    // … while the real charger, recently verified, still gets in.
+    assert_eq!(status(s.ocpp, "EVSE-A", Some(PASSWORD)).await, 101);
+    let connections =
+        "SELECT count(*) FROM events WHERE event_type = 'charger.connected' AND stream_id = 'charger-EVSE-A'";
+    assert_eq!(settled(&s, connections, 2).await, 2);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -382,6 +411,7 @@ async fn a_wrong_password_never_replaces_the_live_connection(pool: PgPool) {
     let mut live = connect(s.ocpp, "EVSE-LIVE", Some(PASSWORD)).await.unwrap();
     assert_eq!(status(s.ocpp, "EVSE-LIVE", Some("an-impostor")).await, 401);
     assert_eq!(status(s.ocpp, "EVSE-LIVE", None).await, 401);
+    assert_eq!(status(s.ocpp, "EVSE-LIVE", Some("another-impostor")).await, 401);
     assert_eq!(status(s.ocpp, "EVSE-LIVE", Some("an-impostor")).await, 429);
     let answer = heartbeat(&mut live, "hb-live").await;
     assert_eq!((answer[0].as_i64(), answer[1].as_str()), (Some(3), Some("hb-live")), "{answer}");
@@ -505,6 +535,35 @@ async fn rejected_frames_beyond_a_rate_are_summarized_without_a_rate_limit(pool:
     .await
     .unwrap();
     assert_eq!(codes, json!({"FormationViolation": 995}));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reconnecting_does_not_reset_what_the_log_records_of_rejected_frames(pool: PgPool) {
+    let s = setup(pool, |c| {
+        (c.ocpp.limits.frames_per_sec, c.ocpp.limits.rejections_logged) = (0, 5);
+        c.ocpp.limits.rejection_interval = Duration::from_secs(3600);
+    })
+    .await;
+    register(&s, "EVSE-LOOP").await;
+    // Connect, 20 junk frames, disconnect: ten times in one interval.
+    for round in 0..10i64 {
+        let mut ws = connect(s.ocpp, "EVSE-LOOP", Some(PASSWORD)).await.unwrap();
+        for n in 0..20 {
+            ws.send(Message::Text(format!("[2,\"r{round}-{n}\",\"Heartbeat\",{{\"junk\":1}}]").into())).await.unwrap();
+        }
+        for _ in 0..20 {
+            assert_eq!(next_text(&mut ws).await.expect("answered")[0], 4);
+        }
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+        let disconnected =
+            "SELECT count(*) FROM events WHERE stream_id = 'charger-EVSE-LOOP' AND event_type = 'charger.disconnected'";
+        assert_eq!(settled(&s, disconnected, round + 1).await, round + 1);
+    }
+    let (one_by_one, summaries, summarized, _) = frame_log(&s, "EVSE-LOOP").await;
+    assert_eq!(one_by_one, 5, "five refusals recorded one by one in the interval, across all ten connections");
+    assert_eq!(summarized, 195, "the other 195 are counted in summaries");
+    assert!(summaries <= 10, "at most one summary per connection: {summaries}");
 }
 
 /// The reconnect storm against the real binary (`chargeledger serve` in its own

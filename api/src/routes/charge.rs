@@ -24,7 +24,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{idempotent, Stored};
-use crate::{auth::Caller, error::ApiError, extract::JsonCommand, state::AppState};
+use crate::{
+    auth::{Caller, Role},
+    error::ApiError,
+    extract::JsonCommand,
+    state::AppState,
+};
 
 /// The tariff, as seed 001 spells it (reais).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -235,8 +240,13 @@ async fn start_input(
     let mut errors = Vec::new();
     let method = serde_json::from_value::<PaymentMethod>(json!(dto.method))
         .map_err(|_| FieldError::new("method", "must be PIX, CREDIT_CARD, WALLET, VIP, GOOGLE_PAY or APPLE_PAY"));
-    if caller.owner().is_some() && matches!(method, Ok(PaymentMethod::Vip)) {
-        return Err(ApiError::Forbidden("a driver cannot start a sponsored (VIP) session".into()));
+    // Sponsored sessions are the operator's decision (the role matrix): not a
+    // driver's, not a CPMS integration's.
+    if !matches!(caller.role, Role::Admin | Role::Operator) && matches!(method, Ok(PaymentMethod::Vip)) {
+        return Err(ApiError::Forbidden(format!(
+            "role {} cannot start a sponsored (VIP) session",
+            caller.role.as_str()
+        )));
     }
     let not_negative = |field: &str, d: Result<Decimal, FieldError>| match d {
         Ok(d) if d < Decimal::ZERO => Err(FieldError::new(field, "must not be below zero")),

@@ -172,7 +172,7 @@ where
          RETURNING 1",
     )
     .bind(caller.company_id)
-    .bind(&caller.actor)
+    .bind(caller.scope())
     .bind(key)
     .bind(fingerprint)
     .bind(&token)
@@ -187,7 +187,7 @@ where
              WHERE company_id = $1 AND caller = $2 AND key = $3",
         )
         .bind(caller.company_id)
-        .bind(&caller.actor)
+        .bind(caller.scope())
         .bind(key)
         .fetch_optional(&state.pool)
         .await?;
@@ -203,7 +203,7 @@ where
     let mut guard = ClaimGuard {
         pool: state.pool.clone(),
         company: caller.company_id,
-        caller: caller.actor.clone(),
+        caller: caller.scope(),
         key: key.to_owned(),
         token: token.clone(),
         armed: true,
@@ -214,7 +214,7 @@ where
              WHERE company_id = $1 AND caller = $2 AND key = $3 AND status = 0 AND body = $7",
         )
         .bind(caller.company_id)
-        .bind(&caller.actor)
+        .bind(caller.scope())
         .bind(key)
         .bind(status.as_u16() as i16)
         .bind(location)
@@ -248,7 +248,7 @@ where
                 "DELETE FROM idempotent_responses WHERE company_id = $1 AND caller = $2 AND key = $3 AND status = 0 AND body = $4",
             )
             .bind(caller.company_id)
-            .bind(&caller.actor)
+            .bind(caller.scope())
             .bind(key)
             .bind(&token)
             .execute(&state.pool)

@@ -266,6 +266,8 @@ async fn with_client_tariffs_trusted_a_driver_starts_its_own_session_but_never_v
     let mut vip = adhoc_body("driver-a");
     vip["method"] = json!("VIP");
     o.refused("/v1/adhoc-charges/start", &o.driver_a, vip.clone(), 403).await;
+    // A CPMS integration may start ad-hoc charges, but a free one is the operator's call.
+    o.refused("/v1/adhoc-charges/start", &o.service, vip.clone(), 403).await;
     // The setting is about drivers: a viewer still cannot start anything.
     o.refused("/v1/adhoc-charges/start", &o.viewer, adhoc_body("x"), 403).await;
     let (status, _) = o.post("/v1/adhoc-charges/start", &o.operator, vip).await;

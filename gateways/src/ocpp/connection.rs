@@ -104,7 +104,7 @@ pub(super) async fn run(gateway: Gateway, id: TerminalId, version: OcppVersion, 
         frames: Tip::default(),
         in_flight: None,
         queue: VecDeque::new(),
-        limiter: FrameLimiter::new(&gateway.inner.config.limits),
+        limiter: gateway.inner.parked.take(id.as_str(), &gateway.inner.config.limits),
     };
     match conn.open().await {
         Ok(()) => {
@@ -200,6 +200,9 @@ impl Conn {
 
     async fn close(&mut self, reason: &str) {
         self.flush_rejections(true).await;
+        // Before the disconnection is recorded: a reconnect finds the budget spent.
+        let limiter = std::mem::replace(&mut self.limiter, FrameLimiter::new(&self.gateway.inner.config.limits));
+        self.gateway.inner.parked.park(self.id.as_str(), limiter);
         if let Some(in_flight) = self.in_flight.take() {
             let failed = OcppCommandFailed {
                 reason: "disconnected".into(),

@@ -172,6 +172,41 @@ pub(crate) enum Admission {
     Close,
 }
 
+/// Limiters of chargers that disconnected, kept until their interval is over:
+/// a charger that reconnects gets its budget back where it left it, so a
+/// connect → junk frames → disconnect loop cannot reset the bound on what
+/// the log records of it.
+#[derive(Debug, Default)]
+pub(crate) struct ParkedLimiters {
+    parked: Mutex<HashMap<String, FrameLimiter>>,
+}
+
+/// Parked limiters at most (a bound on memory; idle ones are dropped first).
+const MAX_PARKED: usize = 100_000;
+
+impl ParkedLimiters {
+    /// The charger's limiter as its last connection left it, or a fresh one.
+    pub(crate) fn take(&self, id: &str, limits: &OcppLimits) -> FrameLimiter {
+        let parked = self.parked.lock().ok().and_then(|mut p| p.remove(id));
+        parked.unwrap_or_else(|| FrameLimiter::new(limits))
+    }
+
+    /// Keeps a closed connection's limiter while its interval still counts.
+    pub(crate) fn park(&self, id: &str, limiter: FrameLimiter) {
+        let now = Instant::now();
+        if limiter.idle(now) {
+            return;
+        }
+        let Ok(mut parked) = self.parked.lock() else { return };
+        if parked.len() >= MAX_PARKED {
+            parked.retain(|_, l| !l.idle(now));
+        }
+        if parked.len() < MAX_PARKED {
+            parked.insert(id.to_owned(), limiter);
+        }
+    }
+}
+
 /// The per-connection frame rate (a token bucket) and the bounded recording of
 /// rejected frames.
 #[derive(Debug)]
@@ -218,6 +253,15 @@ impl FrameLimiter {
             last_over_rate: false,
             pending: None,
         }
+    }
+
+    /// Whether nothing of the current interval is left to remember: a fresh
+    /// limiter would behave the same from now on.
+    fn idle(&self, now: Instant) -> bool {
+        self.pending.is_none()
+            && now >= self.interval_start + self.limits.rejection_interval
+            && self.over_rate_in_interval == 0
+            && self.logged_in_interval == 0
     }
 
     fn roll(&mut self, now: Instant) {

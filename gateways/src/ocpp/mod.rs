@@ -44,7 +44,7 @@ use uuid::Uuid;
 pub use self::limits::OcppLimits;
 use self::{
     accept::Slot,
-    limits::FailedHandshakes,
+    limits::{FailedHandshakes, ParkedLimiters},
     passwords::{Checked, PasswordChecker},
 };
 
@@ -132,6 +132,7 @@ struct Inner {
     live: Mutex<HashMap<String, Live>>,
     passwords: PasswordChecker,
     failures: FailedHandshakes,
+    parked: ParkedLimiters,
 }
 
 /// The gateway: shared by the HTTP upgrade handler, the connections and the
@@ -159,6 +160,7 @@ impl Gateway {
                 live: Mutex::new(HashMap::new()),
                 passwords,
                 failures: FailedHandshakes::default(),
+                parked: ParkedLimiters::default(),
             }),
         }
     }
@@ -318,7 +320,12 @@ async fn upgrade(
         failed(None);
         return refuse(StatusCode::NOT_FOUND, "unknown charge point");
     };
-    if let Some(wait) = ip.and_then(|ip| failures.blocked(limits, ip, id.as_str())) {
+    // Over a limit: only a charger whose password was verified recently still
+    // gets in (an HMAC, no Argon2), so someone hammering a charger's id with
+    // wrong passwords cannot keep the real charger out while its verification
+    // is remembered (ADR 0017).
+    let limited = ip.and_then(|ip| failures.blocked(limits, ip, id.as_str()));
+    if let Some(wait) = limited.filter(|_| basic_password(&headers, id.as_str()).is_none()) {
         return too_many(wait);
     }
     let Some((version, protocol)) = negotiate(&headers) else {
@@ -338,6 +345,9 @@ async fn upgrade(
             },
             None => {
                 failed(None);
+                if let Some(wait) = limited {
+                    return too_many(wait);
+                }
                 return refuse(StatusCode::NOT_FOUND, "unknown charge point: register it first");
             }
         },
@@ -348,13 +358,29 @@ async fn upgrade(
     };
     if let Some(hash) = record.password_hash.clone() {
         let Some(password) = basic_password(&headers, id.as_str()) else {
-            failed(Some(id.as_str()));
-            return refuse(StatusCode::UNAUTHORIZED, "HTTP Basic authentication with the charge point id is required");
+            // Counted against the address only: anyone can omit a header, and
+            // that must not lock the charger's own id out.
+            failed(None);
+            return match limited {
+                Some(wait) => too_many(wait),
+                None => {
+                    refuse(StatusCode::UNAUTHORIZED, "HTTP Basic authentication with the charge point id is required")
+                }
+            };
         };
-        if gateway.inner.passwords.check(id.as_str(), password, hash).await == Checked::Wrong {
+        if let Some(wait) = limited {
+            if !gateway.inner.passwords.remembered(id.as_str(), &password, &hash) {
+                return too_many(wait);
+            }
+        } else if gateway.inner.passwords.check(id.as_str(), password, hash).await == Checked::Wrong {
             failed(Some(id.as_str()));
             tracing::warn!(charger = %id, "basic auth refused");
             return refuse(StatusCode::UNAUTHORIZED, "wrong charge point password");
+        }
+    }
+    if record.password_hash.is_none() {
+        if let Some(wait) = limited {
+            return too_many(wait);
         }
     }
     let max = gateway.inner.config.max_frame_bytes;

@@ -130,6 +130,12 @@ impl PasswordChecker {
         Self { permits: Arc::new(Semaphore::new(threads)), jobs, shared }
     }
 
+    /// Whether `password` for charger `id` was verified against `phc` within the
+    /// cache's lifetime (an HMAC, no Argon2 work).
+    pub(crate) fn remembered(&self, id: &str, password: &str, phc: &str) -> bool {
+        self.shared.tag(id, phc, password).is_some_and(|tag| self.shared.recall(id, &tag))
+    }
+
     /// Checks `password` for charger `id` against its stored PHC string.
     pub(crate) async fn check(&self, id: &str, password: String, phc: String) -> Checked {
         let tag = self.shared.tag(id, &phc, &password);
