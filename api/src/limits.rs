@@ -85,6 +85,22 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Whether `key`'s bucket holds a token, without taking it.
+    pub fn peek(&self, key: &str, per_min: u32, burst: u32) -> Result<(), Duration> {
+        let now = Instant::now();
+        let rate = f64::from(per_min.max(1)) / 60.0;
+        let Ok(buckets) = self.buckets.lock() else { return Ok(()) };
+        let Some(bucket) = buckets.get(key) else { return Ok(()) };
+        let tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(f64::from(burst.max(1)));
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / rate))
+        }
+    }
+}
+
 /// The state of the middleware.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -108,6 +124,19 @@ fn address_key(peer: Option<SocketAddr>) -> String {
     }
 }
 
+/// The 429 answer, with `Retry-After` in whole seconds.
+fn rate_limited(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        format!("too many requests from this credential or address; retry in {secs} s"),
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
+}
+
 /// Probes stay unlimited: they are cheap and come from the orchestrator.
 fn exempt(path: &str) -> bool {
     matches!(path, "/health" | "/health/live" | "/health/ready")
@@ -128,6 +157,15 @@ pub async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     let (mut parts, body) = req.into_parts();
     let has_credentials = parts.headers.contains_key(header::AUTHORIZATION) || parts.headers.contains_key("x-api-key");
     // Who is calling, for the buckets and for scoping Idempotency-Keys (extract.rs).
+    // An API key costs a database lookup: an address whose anonymous budget
+    // is spent (by failed keys, among others) gets no more lookups.
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let api_key_only = parts.headers.contains_key("x-api-key") && !parts.headers.contains_key(header::AUTHORIZATION);
+    if limits.rate_per_min > 0 && api_key_only && !exempt(parts.uri.path()) {
+        if let Err(wait) = guard.limiter.peek(&address_key(peer), limits.anon_rate_per_min, limits.anon_burst) {
+            return rate_limited(wait);
+        }
+    }
     let caller = if has_credentials && !exempt(parts.uri.path()) {
         Caller::from_request_parts(&mut parts, &guard.state).await.ok()
     } else {
@@ -138,21 +176,10 @@ pub async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Resp
             Some(c) => {
                 guard.limiter.take(&format!("c:{}:{}", c.company_id, c.scope()), limits.rate_per_min, limits.rate_burst)
             }
-            None => {
-                let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-                guard.limiter.take(&address_key(peer), limits.anon_rate_per_min, limits.anon_burst)
-            }
+            None => guard.limiter.take(&address_key(peer), limits.anon_rate_per_min, limits.anon_burst),
         };
         if let Err(wait) = taken {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-                format!("too many requests from this credential or address; retry in {secs} s"),
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            return response;
+            return rate_limited(wait);
         }
     }
     if let Some(caller) = caller {
