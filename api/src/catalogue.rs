@@ -155,7 +155,7 @@ binary-mode headers:
 | `ce_type` | `<event_type>.v<N>`, such as `charge_session.canceled.v1` |
 | `ce_source` | `/chargeledger/<category>` |
 | `ce_time` | when the event was recorded in the log (RFC 3339, UTC) |
-| `ce_subject` | stream id (the key) |
+| `ce_subject` | stream id (the key; a wallet's customer part is a pseudonym) |
 | `content-type` | `application/json` |
 | `ce_position` | global log position |
 | `ce_correlationid` | correlation id (when set) |

@@ -302,6 +302,7 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
         .map(str::to_owned)
         .collect();
 
+    assert!(events.iter().any(|e| e.stream_id.starts_with("wallet-")), "the top-up wrote a wallet stream");
     // Every event through the relay's record builder and the webhook body builder.
     let pseudonym = redactor.pseudonym(&id_tag);
     let mut pseudonymized = 0;
@@ -317,6 +318,19 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
             event.event_type
         );
         assert_eq!(body["data"], value, "Kafka and webhooks publish the same payload");
+        // Where an entity is named (key, ce_subject, subject), a wallet's customer is a pseudonym.
+        let record = gateways::kafka::record(&kafka, event);
+        let subject: Vec<String> = record
+            .headers
+            .iter()
+            .filter(|h| h.key == "ce_subject")
+            .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+            .collect();
+        let named = format!("{} {subject:?} {}", record.key, body["subject"]);
+        assert!(!named.contains("cust-pub"), "the customer id names a published entity: {named}");
+        if event.stream_id.starts_with("wallet-") {
+            assert!(record.key.contains(":customer_") && subject == [record.key.clone()], "{named}");
+        }
         if text.contains(&pseudonym) {
             pseudonymized += 1;
         }

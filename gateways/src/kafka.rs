@@ -120,7 +120,7 @@ impl From<sqlx::Error> for RelayError {
 }
 
 /// The CloudEvents binary-mode headers of an event.
-pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
+pub fn headers(event: &RecordedEvent, subject: &str) -> OwnedHeaders {
     let ce_type = format!("{}.v{}", event.event_type, event.schema_version);
     let source = format!("/chargeledger/{}", event.category());
     let time = event.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -132,7 +132,7 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
         .insert(Header { key: "ce_type", value: Some(&ce_type) })
         .insert(Header { key: "ce_source", value: Some(&source) })
         .insert(Header { key: "ce_time", value: Some(&time) })
-        .insert(Header { key: "ce_subject", value: Some(&event.stream_id) })
+        .insert(Header { key: "ce_subject", value: Some(subject) })
         .insert(Header { key: "content-type", value: Some("application/json") })
         .insert(Header { key: "ce_position", value: Some(&position) });
     for (field, header) in
@@ -150,7 +150,7 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
 pub struct Record {
     /// `<prefix>.<category>`.
     pub topic: String,
-    /// The stream id.
+    /// The stream id (a wallet's with its customer pseudonymized).
     pub key: String,
     /// The redacted payload, JSON.
     pub payload: Vec<u8>,
@@ -164,11 +164,12 @@ pub struct Record {
 /// value is made: its payload is redacted by the configured redactor).
 pub fn record(config: &KafkaConfig, event: &RecordedEvent) -> Record {
     let payload = serde_json::to_vec(&config.redactor.publish(&event.event_type, &event.payload)).unwrap_or_default();
+    let subject = config.redactor.stream_id(&event.stream_id);
     Record {
         topic: config.topic(event.category()),
-        key: event.stream_id.clone(),
+        headers: headers(event, &subject),
+        key: subject,
         payload,
-        headers: headers(event),
         timestamp: event.recorded_at.timestamp_millis(),
     }
 }

@@ -122,6 +122,22 @@ impl Redactor {
         format!("tag_{}", hex::encode(&mac.finalize().into_bytes()[..8]))
     }
 
+    /// A stream id as published (Kafka key, `ce_subject`, webhook `subject`):
+    /// a wallet's stream names its customer (`wallet-<company>:<customerId>`),
+    /// and customer ids may be e-mails or documents, so the customer part is
+    /// replaced by a keyed pseudonym (deterministic: per-key order holds).
+    pub fn stream_id(&self, stream_id: &str) -> String {
+        match stream_id.strip_prefix("wallet-").and_then(|rest| rest.split_once(':')) {
+            Some((company, customer)) => {
+                let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.key) else { return REDACTED.into() };
+                mac.update(b"chargeledger/customer/v1\0");
+                mac.update(customer.as_bytes());
+                format!("wallet-{company}:customer_{}", hex::encode(&mac.finalize().into_bytes()[..8]))
+            }
+            None => stream_id.to_owned(),
+        }
+    }
+
     /// The payload of an event as published (Kafka value, webhook `data`).
     pub fn publish(&self, event_type: &str, payload: &Value) -> Value {
         // Fields other modules declare private stay private too.
@@ -157,7 +173,7 @@ pub fn webhook_body(
         "type": event_type,
         "timestamp": recorded_at,
         "id": event_id,
-        "subject": stream_id,
+        "subject": redactor.stream_id(stream_id),
         "data": redactor.publish(event_type, payload),
     })
 }
