@@ -182,9 +182,18 @@ pub async fn load(url: &str, connections: usize, rate: f64, seconds: u64) -> any
     Ok(())
 }
 
+/// Starts the echo server on a free loopback port; cancel the token to stop it.
+pub(crate) async fn start_echo() -> anyhow::Result<(std::net::SocketAddr, CancellationToken)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    tokio::spawn(echo(listener, stop.clone()));
+    Ok((addr, stop))
+}
+
 /// A minimal WebSocket echo server: the baseline.
 #[allow(clippy::result_large_err)] // tungstenite's handshake callback fixes the error type
-pub(crate) async fn echo(listener: TcpListener, shutdown: CancellationToken) {
+async fn echo(listener: TcpListener, shutdown: CancellationToken) {
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -331,10 +340,7 @@ pub async fn ocpp(config: &crate::config::Config, connections: usize, rate: f64,
     let _ = server.await;
 
     // The baseline: a WebSocket echo server in this process.
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let echo_addr = listener.local_addr()?;
-    let stop_echo = CancellationToken::new();
-    tokio::spawn(echo(listener, stop_echo.clone()));
+    let (echo_addr, stop_echo) = start_echo().await?;
     let (base, base_rss) = drive(&format!("ws://{echo_addr}/ocpp"), connections, rate, seconds, || {}).await?;
     stop_echo.cancel();
 

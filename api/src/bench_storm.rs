@@ -17,15 +17,12 @@ use std::{
 use anyhow::Context;
 use base64::Engine;
 use commands::EventStore;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    net::TcpListener,
-};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::bench_ocpp::{echo, raise_fd_limit, register, rss_kib};
+use crate::bench_ocpp::{raise_fd_limit, register, rss_kib, start_echo};
 
 /// The password every storm charger uses.
 const PASSWORD: &str = "bench-storm-password-16+";
@@ -173,10 +170,7 @@ pub async fn passwords(config: &crate::config::Config, connections: usize) -> an
     shutdown.cancel();
     let _ = server.await;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let echo_addr = listener.local_addr()?;
-    let stop_echo = CancellationToken::new();
-    tokio::spawn(echo(listener, stop_echo.clone()));
+    let (echo_addr, stop_echo) = start_echo().await?;
     let echo_idle = rss_kib();
     let (base, base_peak) = storm(&format!("ws://{echo_addr}/ocpp"), connections, PASSWORD, echo_idle).await?;
     stop_echo.cancel();
