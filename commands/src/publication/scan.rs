@@ -64,6 +64,14 @@ impl<'a> Scan<'a> {
                 let original = std::mem::replace(s, REDACTED.to_owned());
                 self.remember(&original, REDACTED);
             }
+            // Free text (an SMTP reply, a charger's error description) may quote
+            // an address or a CPF inside it. Identifiers (a receipt's
+            // `<id@host>` Message-ID) have no white space and stay as they are.
+            Value::String(s) if s.contains(char::is_whitespace) => {
+                if let Some(scrubbed) = scrub_embedded(s) {
+                    *s = scrubbed;
+                }
+            }
             _ => {}
         }
     }
@@ -213,6 +221,38 @@ fn key_rule(key: &str, mode: Mode) -> Option<Rule> {
             ))
         .then_some(Rule::Drop),
     }
+}
+
+/// `s` with every word that is an e-mail address or a valid CPF replaced by
+/// the redaction marker; `None` when there is none. Words are split at
+/// white space and the punctuation text puts around addresses (`<>`, quotes,
+/// brackets, commas, semicolons, colons); a sentence's final dot is trimmed.
+fn scrub_embedded(s: &str) -> Option<String> {
+    let separator = |c: char| c.is_whitespace() || "<>\"'()[]{},;:".contains(c);
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    let mut word = String::new();
+    let mut flush = |word: &mut String, out: &mut String| {
+        let core = word.trim_end_matches('.');
+        if !core.is_empty() && looks_personal(core) {
+            out.push_str(REDACTED);
+            out.push_str(&word[core.len()..]);
+            changed = true;
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in s.chars() {
+        if separator(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    changed.then_some(out)
 }
 
 /// A string that is, as a whole, an e-mail address or a valid CPF.

@@ -135,3 +135,19 @@ fn webhook_bodies_use_the_same_redaction() {
     );
     assert!(!secret_looking("HeartbeatInterval") && !secret_looking("AuthorizeRemoteTxRequests"));
 }
+
+#[test]
+fn addresses_and_cpfs_quoted_inside_free_text_are_hidden() {
+    let r = redactor();
+    let failed = json!({"reason": "550 5.1.1 <driver@company.com>: Recipient address rejected", "attempt": 1});
+    let out = r.publish("charge_session.receipt_failed", &failed);
+    let reason = out["reason"].as_str().unwrap();
+    assert!(!reason.contains("driver@company.com"), "{reason}");
+    assert!(reason.starts_with("550 5.1.1 <") && reason.ends_with(">: Recipient address rejected"), "{reason}");
+    let described = json!({"description": "idTag of CPF 529.982.247-25 refused, write to ops@cpo.example."});
+    let out = text(&r.publish("ocpp_command.failed", &described));
+    assert!(!out.contains("529.982.247-25") && !out.contains("ops@cpo.example"), "{out}");
+    // Text without personal data is left as it is (an invalid CPF is just digits).
+    let plain = json!({"description": "timeout after 30 s (111.111.111-12)"});
+    assert_eq!(r.publish("ocpp_command.failed", &plain), plain);
+}
