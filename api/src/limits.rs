@@ -69,8 +69,11 @@ impl RateLimiter {
         if !buckets.contains_key(key) && buckets.len() >= MAX_BUCKETS {
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
             if buckets.len() >= MAX_BUCKETS {
-                tracing::warn!("rate limiter is full; not tracking a new client");
-                return Ok(());
+                // Full of active buckets: an anonymous newcomer (a key made of
+                // its address) is refused for a moment rather than let through
+                // untracked; a credential is served (it authenticated).
+                tracing::warn!("rate limiter is full");
+                return if key.starts_with("ip:") { Err(Duration::from_secs(1)) } else { Ok(()) };
             }
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: burst, at: now });
@@ -215,6 +218,16 @@ pub async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_limiter_refuses_new_anonymous_clients_and_serves_credentials() {
+        let limiter = RateLimiter::default();
+        for n in 0..MAX_BUCKETS {
+            assert!(limiter.take(&format!("ip:10.{n}"), 1, 1).is_ok());
+        }
+        assert!(limiter.take("ip:192.0.2.1", 1, 1).is_err(), "an untracked anonymous client is not let through");
+        assert!(limiter.take("c:company:admin:user:alice", 1, 1).is_ok());
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_names_the_wait() {

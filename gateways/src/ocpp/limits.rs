@@ -101,7 +101,13 @@ impl<K: std::hash::Hash + Eq + Clone> Counters<K> {
         if self.windows.len() >= MAX_KEYS && !self.windows.contains_key(&key) {
             self.windows.retain(|_, w| now < w.start + window);
             if self.windows.len() >= MAX_KEYS {
-                return;
+                // Full of live windows (someone spreading failures over many
+                // addresses or ids): the oldest gives way, so a new key is
+                // still counted and limited rather than let through untracked.
+                let oldest = self.windows.iter().min_by_key(|(_, w)| w.start).map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    self.windows.remove(&oldest);
+                }
             }
         }
         let w = self.windows.entry(key).or_insert(Window { start: now, count: 0 });
@@ -346,6 +352,20 @@ impl FrameLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_failure_map_still_counts_a_new_key() {
+        let (mut c, now, window) = (Counters::<u32>::default(), Instant::now(), Duration::from_secs(60));
+        for k in 0..MAX_KEYS as u32 {
+            c.count(k, window, now);
+        }
+        let key = MAX_KEYS as u32 + 1;
+        for _ in 0..3 {
+            c.count(key, window, now);
+        }
+        assert!(c.blocked(&key, 3, window, now).is_some(), "the new key is tracked and limited");
+        assert_eq!(c.windows.len(), MAX_KEYS, "the map stays bounded");
+    }
 
     fn limits() -> OcppLimits {
         OcppLimits {
