@@ -13,7 +13,6 @@ mod support;
 use std::{
     io::Write,
     path::PathBuf,
-    process::Stdio,
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
@@ -24,8 +23,7 @@ use gateways::kafka::KafkaConfig;
 use rdkafka::message::Headers;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::{charger::*, kafka::Tansu, pagarme::FakePagarme, smtp::SmtpSink, *};
-use tokio::process::{Child, Command};
+use support::{charger::*, kafka::Tansu, pagarme::FakePagarme, receiver::Receiver, smtp::SmtpSink, *};
 use uuid::Uuid;
 
 const KEY: &[u8] = b"publication-test-key-0123456789-abcdef";
@@ -59,47 +57,6 @@ impl Write for LogWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// A Standard Webhooks receiver (tests/webhooks/receiver.py) recording every body.
-struct Receiver {
-    url: String,
-    dir: PathBuf,
-    _child: Child,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("chargeledger-publication-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(python())
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/receiver.py"))
-            .arg(port.to_string())
-            .arg(dir.join("secrets"))
-            .arg(dir.join("control"))
-            .arg(dir.join("log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self { url: format!("http://127.0.0.1:{port}/hooks"), dir, _child: child };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the receiver did not start");
-    }
-
-    fn received(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
     }
 }
 

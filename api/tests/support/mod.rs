@@ -4,6 +4,7 @@
 pub mod charger;
 pub mod kafka;
 pub mod pagarme;
+pub mod receiver;
 pub mod smtp;
 
 use chargeledger_api::{
