@@ -15,23 +15,6 @@ use uuid::Uuid;
 
 const NEW_PASSWORD: &str = "the-rotated-secret-42";
 
-struct Setup {
-    app: TestApp,
-    token: String,
-    company: Uuid,
-    base: String,
-}
-
-async fn setup(pool: PgPool, configure: impl FnOnce(&mut chargeledger_api::config::Config)) -> Setup {
-    let mut config = test_config(&pool);
-    configure(&mut config);
-    let app = TestApp::start_with(config, pool).await;
-    let company = Uuid::new_v4();
-    let token = app.token(company, Role::Operator);
-    let base = format!("ws://{}/ocpp", app.running.ocpp_addr.unwrap());
-    Setup { app, token, company, base }
-}
-
 impl Setup {
     async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.app.running.state.pool).await.unwrap()

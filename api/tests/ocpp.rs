@@ -13,23 +13,6 @@ use sqlx::PgPool;
 use support::{charger::*, *};
 use uuid::Uuid;
 
-struct Setup {
-    app: TestApp,
-    token: String,
-    company: Uuid,
-    base: String,
-}
-
-async fn setup(pool: PgPool, configure: impl FnOnce(&mut chargeledger_api::config::Config)) -> Setup {
-    let mut config = test_config(&pool);
-    configure(&mut config);
-    let app = TestApp::start_with(config, pool).await;
-    let company = Uuid::new_v4();
-    let token = app.token(company, Role::Operator);
-    let base = format!("ws://{}/ocpp", app.running.ocpp_addr.unwrap());
-    Setup { app, token, company, base }
-}
-
 async fn register(s: &Setup, id: &str, version: &str) {
     let mut body = terminal(id, 7);
     body["ocppVersion"] = json!(version);
@@ -57,13 +40,6 @@ async fn caught_up(s: &Setup) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("projections did not catch up");
-}
-
-async fn verify_log(s: &Setup) {
-    let store = &s.app.running.state.store;
-    commands::seal::seal_all(store).await.unwrap();
-    let report = commands::audit::verify(store).await.unwrap();
-    assert!(report.ok(), "{report:?}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -130,7 +106,7 @@ async fn a_16_charger_boots_charges_and_stops_with_every_frame_in_the_log(pool: 
         "{terminal}"
     );
     assert!(terminal["lastSeenAt"].is_string());
-    verify_log(&s).await;
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -159,7 +135,7 @@ async fn a_201_charger_runs_a_transaction_with_a_seq_no_gap(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!((booted["model"].as_str(), booted["reason"].as_str()), (Some("Py201"), Some("PowerUp")));
-    verify_log(&s).await;
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -73,13 +73,6 @@ async fn frames(s: &Setup, stream: &str, event_type: &str) -> Vec<Value> {
         .unwrap()
 }
 
-async fn verify_log(s: &Setup) {
-    let store = &s.app.running.state.store;
-    commands::seal::seal_all(store).await.unwrap();
-    let report = commands::audit::verify(store).await.unwrap();
-    assert!(report.ok(), "{report:?}");
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn every_nul_variant_of_a_call_is_answered_and_in_the_log(pool: PgPool) {
     let s = setup(pool, "EVSE-NUL").await;
@@ -134,7 +127,7 @@ async fn every_nul_variant_of_a_call_is_answered_and_in_the_log(pool: PgPool) {
     .unwrap();
     assert_eq!(effects, 0);
     drop(ws);
-    verify_log(&s).await;
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -190,5 +183,5 @@ async fn a_charger_answer_with_nul_fails_the_command_with_502_and_is_recorded(po
     let alive = exchange(&mut ws, r#"[2,"h1","Heartbeat",{}]"#).await;
     assert_eq!((alive[0].as_i64(), alive[1].as_str()), (Some(3), Some("h1")), "the connection survives");
     drop(ws);
-    verify_log(&s).await;
+    assert_log_verifies(&s.app.running.state.store).await;
 }

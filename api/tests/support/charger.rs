@@ -72,3 +72,23 @@ impl Cp {
 pub async fn run(scenario: &str, base: &str, id: &str, password: &str, extra: &[&str]) -> Value {
     Cp::spawn(scenario, base, id, password, extra).result().await
 }
+
+/// An app with its OCPP gateway, an operator token of a fresh company and the
+/// gateway's base URL (`ws://…/ocpp`).
+pub struct Setup {
+    pub app: super::TestApp,
+    pub token: String,
+    pub company: uuid::Uuid,
+    pub base: String,
+}
+
+/// Starts the app on the test's database with `configure` applied.
+pub async fn setup(pool: sqlx::PgPool, configure: impl FnOnce(&mut chargeledger_api::config::Config)) -> Setup {
+    let mut config = super::test_config(&pool);
+    configure(&mut config);
+    let app = super::TestApp::start_with(config, pool).await;
+    let company = uuid::Uuid::new_v4();
+    let token = app.token(company, chargeledger_api::auth::Role::Operator);
+    let base = format!("ws://{}/ocpp", app.running.ocpp_addr.unwrap());
+    Setup { app, token, company, base }
+}

@@ -103,3 +103,11 @@ pub fn python() -> std::path::PathBuf {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Seals what is committed, then checks every stream chain and seal: the
+/// auditor's `audit verify`, asserted.
+pub async fn assert_log_verifies(store: &commands::EventStore) {
+    commands::seal::seal_all(store).await.unwrap();
+    let report = commands::audit::verify(store).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+}
