@@ -4,7 +4,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use commands::CommandError;
+use commands::{CommandError, StoreError};
 use domain::{DomainError, FieldError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -179,6 +179,13 @@ impl From<CommandError> for ApiError {
                 Self::IdempotencyMismatch(format!("Idempotency-Key {id:?} was already used with a different request"))
             }
             CommandError::TooMuchContention(stream) => Self::Conflict(format!("{stream} is changing too fast; retry")),
+            CommandError::Store(StoreError::OrderConflict { stream_id }) => {
+                Self::Conflict(format!("{stream_id} is changing too fast; retry"))
+            }
+            CommandError::Store(e @ StoreError::CounterBehind(_)) => {
+                tracing::error!(error = %e, "append refused: the transaction counter is behind the log");
+                Self::Unavailable("the event log cannot accept writes on this database; see the server log".into())
+            }
             other => Self::internal(other),
         }
     }

@@ -18,6 +18,10 @@ pub const EVENTS_CHANNEL: &str = "chargeledger_events";
 /// Most events one transaction may append: the low 16 bits of a position.
 pub const MAX_EVENTS_PER_TRANSACTION: usize = 1 << 16;
 
+/// How often [`EventStore::append`] restarts a transaction after an
+/// [`StoreError::OrderConflict`] before it gives up.
+const ORDER_RESTARTS: u32 = 8;
+
 /// Reads only below this: no transaction that could still add an event below it
 /// is in progress (see `events_watermark()` in the first migration).
 pub(crate) const WATERMARK: &str = "(SELECT events_watermark())";
@@ -36,6 +40,20 @@ pub enum StoreError {
     /// This command id was already recorded for the company.
     #[error("command {0} was already executed")]
     DuplicateCommand(String),
+    /// The stream's last event was committed by a transaction that started
+    /// after this one took its id, so this transaction's position would come
+    /// before its predecessor's. Nothing was appended; restart the whole
+    /// transaction (a new one gets a later id). [`EventStore::append`] does so itself.
+    #[error("stream {stream_id} moved on after this transaction began; restart the transaction")]
+    OrderConflict {
+        /// The stream.
+        stream_id: String,
+    },
+    /// The position this transaction's id gives is already taken: the
+    /// database's transaction counter is behind the log (a restore into
+    /// another cluster, ADR 0002). Nothing was appended.
+    #[error("the log already holds position {0}: this database's transaction counter is behind the log; see the restore procedure in docs/adr/0002-gap-free-global-order.md")]
+    CounterBehind(String),
     /// More events than fit in one transaction.
     #[error("a transaction may append at most {MAX_EVENTS_PER_TRANSACTION} events")]
     TooManyEvents,
@@ -274,12 +292,32 @@ impl EventStore {
         if let [write] = writes {
             if let Some((last_version, prev_hash)) = known_predecessor(write) {
                 if !write.events.is_empty() {
-                    let recorded = insert_events(&self.pool, write, last_version, prev_hash, 0, command).await?;
+                    // One autocommit statement takes its transaction id after
+                    // the predecessor committed, so only a stale predecessor
+                    // can refuse it.
+                    let recorded =
+                        insert_events(&self.pool, write, last_version, prev_hash, 0, command).await?.ok_or_else(
+                            || StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version },
+                        )?;
                     self.signals.committed();
                     return Ok(recorded);
                 }
             }
         }
+        let mut attempt = 1;
+        loop {
+            match self.append_in_transaction(writes, command).await {
+                Err(StoreError::OrderConflict { .. }) if attempt < ORDER_RESTARTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn append_in_transaction(
+        &self,
+        writes: &[StreamWrite],
+        command: Option<&CommandRecord>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut tx = self.begin().await?;
         if let Some(command) = command {
             tx.record_command(command).await?;
@@ -428,9 +466,38 @@ impl LogTransaction {
             return Err(StoreError::TooManyEvents);
         }
         let (last_version, prev_hash) = self.resolve_expected(write).await?;
-        let recorded = insert_events(&mut *self.tx, write, last_version, prev_hash, self.next_index, None).await?;
+        let Some(recorded) =
+            insert_events(&mut *self.tx, write, last_version, prev_hash, self.next_index, None).await?
+        else {
+            return Err(self.refusal(write, last_version, prev_hash).await?);
+        };
         self.next_index += write.events.len();
         Ok(recorded)
+    }
+
+    /// Why the predecessor check refused an append: the predecessor is gone
+    /// or different (a plain conflict), or it is there but was committed by a
+    /// transaction that took its id after this one (global order would put
+    /// this append before it: the whole transaction must restart).
+    async fn refusal(
+        &mut self,
+        write: &StreamWrite,
+        last_version: i64,
+        prev_hash: Hash,
+    ) -> Result<StoreError, StoreError> {
+        let there: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2 AND hash = $3)",
+        )
+        .bind(&write.stream_id)
+        .bind(last_version)
+        .bind(prev_hash.as_slice())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(if there && last_version > 0 {
+            StoreError::OrderConflict { stream_id: write.stream_id.clone() }
+        } else {
+            StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version }
+        })
     }
 
     /// The version to append after and the hash to chain to.
@@ -504,7 +571,8 @@ const INSERT_EVENTS: &str = "INSERT INTO events (position, stream_id, stream_ver
      FROM UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
           AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
      WHERE $12::bigint = 0 \
-        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13) \
+        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13 \
+                   AND p.position < (pg_current_xact_id()::text::bigint << 16)) \
      RETURNING position, stream_version";
 
 /// The same, recording the command first: the events are selected from the
@@ -521,7 +589,8 @@ const INSERT_EVENTS_WITH_COMMAND: &str = "WITH command AS ( \
           UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
           AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
      WHERE $12::bigint = 0 \
-        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13) \
+        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13 \
+                   AND p.position < (pg_current_xact_id()::text::bigint << 16)) \
      RETURNING position, stream_version";
 
 fn map_insert_error(
@@ -537,13 +606,22 @@ fn map_insert_error(
         sqlx::Error::Database(db) if db.constraint() == Some("command_log_pkey") => {
             StoreError::DuplicateCommand(command.map(|c| c.command_id.clone()).unwrap_or_default())
         }
+        // Two transactions appending to the same streams in opposite orders:
+        // Postgres ended this one; like a lost race, reload and retry.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("40P01") => {
+            StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version }
+        }
+        sqlx::Error::Database(db) if db.constraint() == Some("events_pkey") => {
+            StoreError::CounterBehind(db.message().to_owned())
+        }
         _ => StoreError::Database(e),
     }
 }
 
 /// Hashes and inserts one stream's events in one statement (with the command
 /// record, when given). `base_index` is the number of events the transaction
-/// already appended: positions inside one transaction must differ.
+/// already appended: positions inside one transaction must differ. `None` when
+/// the predecessor check refused the append (nothing was written).
 async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
     executor: E,
     write: &StreamWrite,
@@ -551,7 +629,7 @@ async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
     prev_hash: Hash,
     base_index: usize,
     command: Option<&CommandRecord>,
-) -> Result<Vec<RecordedEvent>, StoreError> {
+) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
     if base_index + write.events.len() > MAX_EVENTS_PER_TRANSACTION {
         return Err(StoreError::TooManyEvents);
     }
@@ -611,9 +689,10 @@ async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
     };
     let rows = query.fetch_all(executor).await.map_err(|e| map_insert_error(e, write, last_version, command))?;
     if rows.len() != recorded.len() {
-        // The predecessor is not what the caller believed: nothing was written
-        // by this statement (it inserts all rows or none).
-        return Err(StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version });
+        // Nothing was written by this statement (it inserts all rows or none):
+        // the predecessor is not what the caller believed, or it is but was
+        // committed after this transaction took its id.
+        return Ok(None);
     }
     for row in rows {
         let version: i64 = row.try_get("stream_version")?;
@@ -621,5 +700,5 @@ async fn insert_events<'e, E: sqlx::PgExecutor<'e>>(
             r.position = row.try_get("position")?;
         }
     }
-    Ok(recorded)
+    Ok(Some(recorded))
 }

@@ -317,7 +317,8 @@ pub async fn configure(
         };
         match attempt.await {
             Ok(recorded) => return Ok(Executed { outcome, events: recorded, replayed: false }),
-            Err(StoreError::Conflict { .. } | StoreError::DuplicateCommand(_)) => {
+            // An order conflict restarts the whole transaction, like a conflict.
+            Err(StoreError::Conflict { .. } | StoreError::OrderConflict { .. } | StoreError::DuplicateCommand(_)) => {
                 if let Some(replayed) = replay(store, ctx).await? {
                     return Ok(replayed);
                 }

@@ -8,8 +8,7 @@ use std::{borrow::Cow, collections::VecDeque, time::Duration};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::{DateTime, SubsecRound, Utc};
 use commands::{
-    store::{CommandRecord, LogTransaction},
-    EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
+    store::CommandRecord, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
 };
 use domain::{
     charger::{
@@ -339,20 +338,9 @@ impl Conn {
         if writes.is_empty() {
             return Ok(());
         }
-        let recorded = if writes.len() == 1 {
-            self.store.append(&writes, command.as_ref()).await?
-        } else {
-            let mut tx: LogTransaction = self.store.begin().await?;
-            if let Some(command) = &command {
-                tx.record_command(command).await?;
-            }
-            let mut recorded = Vec::new();
-            for write in &writes {
-                recorded.extend(tx.append(write).await?);
-            }
-            tx.commit().await?;
-            recorded
-        };
+        // One transaction for every stream (restarted by the store when the
+        // global order requires it).
+        let recorded = self.store.append(&writes, command.as_ref()).await?;
         for r in &recorded {
             let tip = Tip { version: r.stream_version, hash: Some(r.hash_array()) };
             if r.stream_id == self.frame_stream() {

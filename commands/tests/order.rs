@@ -1,0 +1,121 @@
+//! The global order against stream order and against read-model transactions
+//! (findings 4 and 6 of issue 11), on the test's own database.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use chargeledger_commands::{store::CommandRecord, EventStore, ExpectedVersion, StoreError};
+use serde_json::json;
+use sqlx::PgPool;
+use support::*;
+use uuid::Uuid;
+
+fn command(id: &str) -> CommandRecord {
+    CommandRecord {
+        company_id: Uuid::new_v4(),
+        command_id: id.into(),
+        command_type: "test".into(),
+        request_hash: vec![0; 32],
+        outcome: json!({}),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_append_after_a_later_transactions_commit_restarts_instead_of_going_before_it(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    // A records its command first, so it has its transaction id...
+    let mut a = store.begin().await.unwrap();
+    a.record_command(&command("a")).await.unwrap();
+    // ...before B, a later transaction, creates the stream.
+    let b = store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    // Appending after B's event would put version 2 before version 1 in global order.
+    let err = a.append(&write("s-1", ExpectedVersion::Any, vec![new_event(2)])).await.unwrap_err();
+    assert!(matches!(err, StoreError::OrderConflict { ref stream_id } if stream_id == "s-1"), "{err}");
+    let err = a.append(&write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])).await.unwrap_err();
+    assert!(matches!(err, StoreError::OrderConflict { .. }), "{err}");
+    a.rollback().await.unwrap();
+
+    // EventStore::append restarts by itself: a new transaction gets a later id.
+    let again = store
+        .append(
+            &[
+                write("s-1", ExpectedVersion::Any, vec![new_event(2)]),
+                write("s-2", ExpectedVersion::Any, vec![new_event(3)]),
+            ],
+            Some(&command("a")),
+        )
+        .await
+        .unwrap();
+    assert!(again[0].position > b[0].position);
+    let read = read_everything(&store).await;
+    let versions: Vec<(String, i64)> = read.iter().map(|e| (e.stream_id.clone(), e.stream_version)).collect();
+    assert_eq!(versions, [("s-1".into(), 1), ("s-1".into(), 2), ("s-2".into(), 1)]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stale_predecessor_is_still_a_plain_conflict_inside_a_transaction(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    store.append(&[write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])], None).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let stale = write("s-1", ExpectedVersion::Exact(1), vec![new_event(3)]);
+    let loaded = store.read_stream("s-1").await.unwrap();
+    let stale = chargeledger_commands::StreamWrite { prev_hash: Some(loaded[0].hash_array()), ..stale };
+    let err = tx.append(&stale).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 1, .. }), "{err}");
+}
+
+async fn watermark(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT events_watermark()").fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_read_model_transaction_does_not_hold_back_readers(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    // A read-model transaction (a projector batch) with an xid, left open.
+    let mut projector = pool.begin().await.unwrap();
+    sqlx::query("SELECT events_read_only_transaction()").execute(&mut *projector).await.unwrap();
+    let projector_xid: i64 =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *projector).await.unwrap();
+    let after = store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    // (Polled: a transaction of a concurrent test in another database may hold
+    // the watermark for a moment; the open read-model transaction never does.)
+    let mut released = false;
+    for _ in 0..400 {
+        if watermark(&pool).await > projector_xid << 16 && store.read_all(0, 10).await.unwrap().len() == 1 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(released, "the open read-model transaction held the reader back");
+
+    // The same without the declaration holds every reader back (the old behaviour).
+    let mut plain = pool.begin().await.unwrap();
+    let plain_xid: i64 =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *plain).await.unwrap();
+    store.append(&[write("s-2", ExpectedVersion::NoStream, vec![new_event(2)])], None).await.unwrap();
+    assert!(watermark(&pool).await <= plain_xid << 16);
+    assert!(store.read_all(after[0].position, 10).await.unwrap().is_empty());
+    plain.rollback().await.unwrap();
+    projector.rollback().await.unwrap();
+    assert_eq!(read_everything(&store).await.len(), 2);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_read_only_transaction_cannot_append_and_must_declare_itself_first(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    let mut tx = store.begin().await.unwrap();
+    sqlx::query("SELECT events_read_only_transaction()").execute(tx.conn()).await.unwrap();
+    let err = tx.append(&write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])).await.unwrap_err();
+    assert!(err.to_string().contains("read-only for the log"), "{err}");
+    drop(tx);
+
+    // Declared after its first write, a transaction may already have appended: refused.
+    let mut tx = store.begin().await.unwrap();
+    tx.append(&write("s-2", ExpectedVersion::NoStream, vec![new_event(2)])).await.unwrap();
+    let err = sqlx::query("SELECT events_read_only_transaction()").execute(tx.conn()).await.unwrap_err();
+    assert!(err.to_string().contains("before the transaction's first write"), "{err}");
+    drop(tx);
+    assert!(read_everything(&store).await.is_empty());
+}
