@@ -38,6 +38,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
         .with_context(|| "cannot connect to Postgres (CHARGELEDGER_DATABASE_URL)")
 }
 
+/// Connects to the primary the log is written on, refusing a standby, a
+/// logical-replication subscriber and a restored copy whose transaction
+/// counter is behind the log (ADR 0002, deployment rules).
+pub async fn connect_writable(config: &Config) -> anyhow::Result<PgPool> {
+    let pool = connect(config).await?;
+    commands::deployment::check_writable(&pool).await?;
+    Ok(pool)
+}
+
 /// Creates the configured database when it does not exist yet.
 pub async fn create_database_if_missing(config: &Config) -> anyhow::Result<()> {
     use sqlx::migrate::MigrateDatabase;
@@ -48,8 +57,10 @@ pub async fn create_database_if_missing(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies pending migrations.
+/// Applies pending migrations, after checking that the log may be written
+/// here (a restore with a counter behind the log is refused before anything runs).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    commands::deployment::check_writable(pool).await?;
     MIGRATOR.run(pool).await.context("migrations failed")
 }
 
@@ -392,7 +403,7 @@ pub async fn run_relay(config: Config, shutdown: CancellationToken) -> anyhow::R
     if config.kafka.is_none() {
         anyhow::bail!("the relay needs CHARGELEDGER_KAFKA_BROKERS");
     }
-    let pool = connect(&config).await?;
+    let pool = connect_writable(&config).await?;
     let store = EventStore::new(pool);
     let mut tasks = JoinSet::new();
     spawn_signals(&mut tasks, &store, &shutdown);
@@ -406,7 +417,7 @@ pub async fn run_relay(config: Config, shutdown: CancellationToken) -> anyhow::R
 /// `chargeledger api`: the HTTP API only.
 pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_secrets(&config, true)?;
-    let pool = connect(&config).await?;
+    let pool = connect_writable(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
     crate::idempotency::start(&mut tasks, &state.config, &state.pool, &shutdown).await?;
@@ -421,7 +432,7 @@ pub async fn run_api(config: Config, shutdown: CancellationToken) -> anyhow::Res
 /// `chargeledger project`: projectors and the sealer only.
 pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_secrets(&config, false)?;
-    let pool = connect(&config).await?;
+    let pool = connect_writable(&config).await?;
     let store = EventStore::new(pool);
     let mut tasks = JoinSet::new();
     spawn_signals(&mut tasks, &store, &shutdown);
@@ -435,7 +446,7 @@ pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow:
 /// `chargeledger workers`: the payment reconciler (and, later, the other queues).
 pub async fn run_workers(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_secrets(&config, false)?;
-    let pool = connect(&config).await?;
+    let pool = connect_writable(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
     spawn_workers(&mut tasks, &state, &shutdown);
@@ -448,7 +459,7 @@ pub async fn run_workers(config: Config, shutdown: CancellationToken) -> anyhow:
 /// `chargeledger ocpp`: the OCPP gateway only.
 pub async fn run_ocpp(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_secrets(&config, false)?;
-    let pool = connect(&config).await?;
+    let pool = connect_writable(&config).await?;
     let mut state = state(config, pool)?;
     let mut tasks = JoinSet::new();
     spawn_signals(&mut tasks, &state.store, &shutdown);
@@ -514,6 +525,7 @@ impl Running {
 /// an existing pool; the port comes from the configuration (0 for any).
 pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Result<Running> {
     check_secrets(&config, true)?;
+    commands::deployment::check_writable(&pool).await?;
     let mut state = state(config, pool)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();

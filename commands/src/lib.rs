@@ -10,6 +10,7 @@
 pub mod announce;
 pub mod audit;
 pub mod clock;
+pub mod deployment;
 pub mod handler;
 pub mod hashing;
 pub mod infrastructure;
