@@ -152,6 +152,16 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Log reader lag while 0..16 projector-style read-model transactions run,
+    /// declared read-only for the log vs plain transactions.
+    Lag {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// How long each read-model transaction stays open, in ms (a batch's apply time).
+        #[arg(long, default_value_t = 50)]
+        hold_ms: u64,
+    },
     /// Event-log appends per second vs plain INSERTs (1, 8, 32 writers; batches of 100).
     Append {
         /// Seconds per measurement.
@@ -331,6 +341,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("bench relay needs --brokers or CHARGELEDGER_KAFKA_BROKERS");
             };
             crate::bench_relay::relay(&config.database_url, &brokers, events, rate, seconds).await?;
+        }
+        Command::Bench { which: BenchWhich::Lag { seconds, hold_ms } } => {
+            crate::bench_lag::lag(&config.database_url, seconds, hold_ms).await?;
         }
         Command::Bench { which: BenchWhich::Append { seconds } } => {
             crate::bench::append(&config.database_url, seconds).await?;

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod bench_lag;
 pub mod bench_ocpp;
 pub mod bench_relay;
 pub mod bench_storm;

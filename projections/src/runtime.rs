@@ -3,8 +3,9 @@
 //! A projector applies events to the tables in its own Postgres schema and moves
 //! its checkpoint in the same transaction, so a read model is always exactly the
 //! log up to its checkpoint. Events are read outside that transaction, below the
-//! log's watermark, so the projector never skips one and never holds the
-//! watermark back while it reads.
+//! log's watermark, so the projector never skips one; the transaction declares
+//! itself read-only for the log ([`begin`]), so its writes never hold the
+//! watermark back either.
 
 use std::{sync::Arc, time::Duration};
 
@@ -64,6 +65,16 @@ pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<i64, sqlx::Error> {
     Ok(position.unwrap_or(0))
 }
 
+/// Starts a read-model transaction: declared read-only for the log first
+/// (`events_read_only_transaction()`, migration 0015), so the xid it takes
+/// for its writes does not hold back the log's other readers while the batch
+/// is applied, and the database refuses it any append.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT events_read_only_transaction()").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
 async fn lock_checkpoint(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
         .bind(name)
@@ -117,7 +128,7 @@ async fn step(
     let Some(last) = events.last() else {
         return Ok(0);
     };
-    let mut tx = store.pool().begin().await?;
+    let mut tx = begin(store.pool()).await?;
     if lock_checkpoint(&mut tx, checkpoint_name).await? != from {
         // Someone else (another instance, or a rebuild swap) moved it: read again.
         tx.rollback().await?;
@@ -194,7 +205,7 @@ pub async fn rebuild(
     let pool = store.pool();
     let total = store.count_after(0, i64::MAX).await? as u64;
 
-    let mut tx = pool.begin().await?;
+    let mut tx = begin(pool).await?;
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE")).execute(&mut *tx).await?;
     sqlx::query(&format!("CREATE SCHEMA {shadow}")).execute(&mut *tx).await?;
     let tables: Vec<String> =
@@ -226,7 +237,7 @@ pub async fn rebuild(
 
     // Swap: hold the live checkpoint so the live projector pauses, apply what
     // arrived meanwhile, and replace the live schema with the shadow.
-    let mut tx = pool.begin().await?;
+    let mut tx = begin(pool).await?;
     lock_checkpoint(&mut tx, projector.name()).await?;
     let mut position = checkpoint(pool, &shadow_checkpoint).await?;
     loop {
