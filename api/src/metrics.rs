@@ -32,6 +32,10 @@ pub struct Metrics {
     pub relay_lag: prometheus::IntGauge,
     /// The Kafka relay's checkpoint position.
     pub relay_checkpoint: prometheus::IntGauge,
+    /// Prepared (two-phase) transactions, in this database or others.
+    pub prepared_xacts: IntGaugeVec,
+    /// Age in seconds of the oldest prepared transaction, in this database or others.
+    pub prepared_xact_oldest_age: IntGaugeVec,
 }
 
 impl Metrics {
@@ -71,6 +75,19 @@ impl Metrics {
             prometheus::IntGauge::new("relay_lag_events", "Events in the log the Kafka relay has not published")?;
         let relay_checkpoint =
             prometheus::IntGauge::new("relay_checkpoint_position", "Last global position the Kafka relay published")?;
+        let prepared_xacts = IntGaugeVec::new(
+            Opts::new(
+                "pg_prepared_xacts",
+                "Prepared transactions; scope this_database holds every log reader back until resolved",
+            ),
+            &["scope"],
+        )?;
+        let prepared_xact_oldest_age = IntGaugeVec::new(
+            Opts::new("pg_prepared_xact_oldest_age_seconds", "Age of the oldest prepared transaction (0 when none)"),
+            &["scope"],
+        )?;
+        registry.register(Box::new(prepared_xacts.clone()))?;
+        registry.register(Box::new(prepared_xact_oldest_age.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
         registry.register(Box::new(relay_checkpoint.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
@@ -90,6 +107,8 @@ impl Metrics {
             session_queue,
             relay_lag,
             relay_checkpoint,
+            prepared_xacts,
+            prepared_xact_oldest_age,
         })
     }
 

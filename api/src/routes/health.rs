@@ -169,6 +169,24 @@ async fn session_queues(state: &AppState) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Refreshes the prepared-transaction gauges: a prepared transaction of this
+/// database that has an xid holds every log reader back until it is committed
+/// or rolled back (`COMMIT PREPARED` / `ROLLBACK PREPARED`); one of another
+/// database does not, but still holds back vacuum cluster-wide.
+async fn prepared_transactions(state: &AppState) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT CASE WHEN database = current_database() THEN 'this_database' ELSE 'other_databases' END AS scope,                 count(*), COALESCE(EXTRACT(epoch FROM now() - min(prepared))::bigint, 0)          FROM pg_prepared_xacts GROUP BY 1",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for scope in ["this_database", "other_databases"] {
+        let (count, age) = rows.iter().find(|r| r.0 == scope).map_or((0, 0), |r| (r.1, r.2));
+        state.metrics.prepared_xacts.with_label_values(&[scope]).set(count);
+        state.metrics.prepared_xact_oldest_age.with_label_values(&[scope]).set(age);
+    }
+    Ok(())
+}
+
 /// Detailed health: per-component status, projector lag and version.
 #[utoipa::path(get, path = "/health/detailed", tag = "Health", responses(
     (status = 200, body = DetailedHealth), (status = 503, body = DetailedHealth)))]
@@ -205,6 +223,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     if let Err(error) = session_queues(&state).await {
         tracing::warn!(%error, "session queue sizes unavailable for metrics");
+    }
+    if let Err(error) = prepared_transactions(&state).await {
+        tracing::warn!(%error, "prepared transactions unavailable for metrics");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
