@@ -101,8 +101,26 @@ pub enum Command {
 /// `audit` actions.
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Check every stream's hash chain and every seal; exit 1 at the first broken link.
-    Verify,
+    /// Check every stream's hash chain and every seal and report every broken link: ordering fault, missing event,
+    /// content altered, chain link broken, seal mismatch, anchor not found. Exit 0 when the log verifies, 1 with
+    /// findings, 2 when the check could not run.
+    Verify {
+        /// A seal digest (64 hex characters) published elsewhere, such as the `seal` field of a `log.range_sealed`
+        /// event consumed from the Kafka topic `<prefix>.log`: the log verifies only if a seal with exactly this
+        /// digest is in its seal chain and the chain verifies up to it. Repeatable.
+        #[arg(long = "anchor", value_name = "SEAL_DIGEST", value_parser = parse_seal_digest)]
+        anchors: Vec<commands::hashing::Hash>,
+        /// Findings listed; later ones are only counted.
+        #[arg(long, value_name = "N", default_value_t = commands::audit::DEFAULT_MAX_FINDINGS)]
+        max_findings: usize,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_seal_digest(s: &str) -> Result<commands::hashing::Hash, String> {
+    commands::hashing::parse_hex_hash(s.trim()).ok_or_else(|| "a seal digest is 64 hex characters".to_owned())
 }
 
 /// `projections` actions.
@@ -261,6 +279,58 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// What `audit verify` prints: a summary line, then the latest seal and the
+/// anchors, then one line per finding.
+pub fn audit_text(report: &commands::audit::AuditReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if report.ok() {
+        let _ = writeln!(
+            out,
+            "OK: {} events in {} streams verified; {} seals cover positions up to {}; {} later events are chained, not yet sealed",
+            report.events, report.streams, report.seals, report.sealed_through, report.unsealed
+        );
+    } else {
+        let listed = report.findings.len() as u64;
+        let more = report.total_findings - listed;
+        let _ = write!(
+            out,
+            "BROKEN: {} {} in {} events of {} streams ({} seals checked)",
+            report.total_findings,
+            if report.total_findings == 1 { "finding" } else { "findings" },
+            report.events,
+            report.streams,
+            report.seals
+        );
+        if more > 0 {
+            let _ = write!(out, "; {listed} listed, {more} more not listed (raise --max-findings)");
+        }
+        out.push('\n');
+    }
+    match &report.latest_seal {
+        Some(seal) => {
+            let _ = writeln!(
+                out,
+                "latest seal: {} (positions up to {}, seal event at position {})",
+                seal.digest, seal.to_position, seal.position
+            );
+        }
+        None => out.push_str("latest seal: none yet\n"),
+    }
+    for anchor in &report.anchors {
+        let _ = match anchor.found_at {
+            Some(position) => {
+                writeln!(out, "anchor {}: found at position {position}, chain verified up to it", anchor.digest)
+            }
+            None => writeln!(out, "anchor {}: NOT FOUND", anchor.digest),
+        };
+    }
+    for f in &report.findings {
+        let _ = writeln!(out, "position {} stream {}: {}: {}", f.position, f.stream_id, f.kind, f.detail);
+    }
+    out
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
@@ -277,19 +347,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app::migrate(&app::connect(&config).await?).await?;
             println!("migrations applied");
         }
-        Command::Audit { action: AuditAction::Verify } => {
+        Command::Audit { action: AuditAction::Verify { anchors, max_findings, json } } => {
             let store = EventStore::new(app::connect(&config).await?);
-            let report = commands::audit::verify(&store).await?;
-            match &report.broken {
-                None => println!(
-                    "OK: {} events in {} streams verified; {} seals cover positions up to {}; {} later events are chained, not yet sealed",
-                    report.events, report.streams, report.seals, report.sealed_through, report.unsealed
-                ),
-                Some(b) => {
-                    println!("BROKEN at position {} (stream {}): {}", b.position, b.stream_id, b.reason);
-                    println!("{} events verified before it", report.events);
-                    return Ok(ExitCode::FAILURE);
+            let options = commands::audit::VerifyOptions { max_findings, anchors };
+            let report = commands::audit::verify_with(&store, &options).await?;
+            if json {
+                let mut value = serde_json::to_value(&report)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("ok".into(), report.ok().into());
                 }
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", audit_text(&report));
+            }
+            if !report.ok() {
+                return Ok(ExitCode::FAILURE);
             }
         }
         Command::Projections { action: ProjectionsAction::List } => {

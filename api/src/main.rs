@@ -1,4 +1,6 @@
-//! The `chargeledger` binary.
+//! The `chargeledger` binary. Exit codes: 0 success; 1 a check found something
+//! (`audit verify` findings); 2 the command could not run (bad arguments,
+//! configuration, database).
 
 use clap::Parser;
 
@@ -9,7 +11,7 @@ async fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -141,22 +141,60 @@ async fn api_keys_audit_and_rebuild_from_the_command_line(pool: PgPool) {
     commands::seal::seal_all(&app.running.state.store).await.unwrap();
     let out = chargeledger(&db, &["audit", "verify"]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("OK: "), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("OK: "), "{stdout}");
+    // The latest seal's digest is printed, for the auditor to publish and pass back as an anchor.
+    let digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("latest seal: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no latest seal in {stdout}"))
+        .to_owned();
+    assert_eq!(digest.len(), 64, "{stdout}");
     app.running.stop().await;
+    let out = chargeledger(&db, &["audit", "verify", "--anchor", &digest]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("anchor {digest}: found at position")), "{}", text(&out.stdout));
+    let bogus = "0".repeat(63) + "1";
+    let out = chargeledger(&db, &["audit", "verify", "--anchor", &digest, "--anchor", &bogus]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("anchor not found"), "{}", text(&out.stdout));
+    // Operational errors are 2, never 1: a malformed anchor, an unreachable database.
+    let out = chargeledger(&db, &["audit", "verify", "--anchor", "not-hex"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = chargeledger("postgres://postgres@127.0.0.1:1/nowhere", &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
-    let victim: i64 = sqlx::query_scalar("SELECT position FROM events WHERE stream_id = 'terminal-EVSE-C2'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let victims: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT position, stream_id FROM events WHERE stream_id LIKE 'terminal-EVSE-C%' ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(victims.len() >= 2);
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await.unwrap();
-    sqlx::query("UPDATE events SET payload = jsonb_set(payload, '{vendor}', '\"Forged\"') WHERE position = $1")
-        .bind(victim)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    for (position, _) in &victims[..2] {
+        sqlx::query("UPDATE events SET payload = jsonb_set(payload, '{vendor}', '\"Forged\"') WHERE position = $1")
+            .bind(position)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
     tx.commit().await.unwrap();
     let out = chargeledger(&db, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains(&format!("BROKEN at position {victim}")), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("BROKEN: 2 findings"), "{stdout}");
+    for (position, stream) in &victims[..2] {
+        assert!(stdout.contains(&format!("position {position} stream {stream}: content altered: ")), "{stdout}");
+    }
+    let out = chargeledger(&db, &["audit", "verify", "--json", "--max-findings", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["totalFindings"], 2, "{report}");
+    assert_eq!(report["findings"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["findings"][0]["kind"], "content_altered", "{report}");
+    assert_eq!(report["findings"][0]["position"], victims[0].0, "{report}");
 }
