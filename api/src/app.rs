@@ -525,7 +525,14 @@ impl Running {
 /// an existing pool; the port comes from the configuration (0 for any).
 pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Result<Running> {
     check_secrets(&config, true)?;
-    commands::deployment::check_writable(&pool).await?;
+    // A database the log must not be written on is refused; one that cannot
+    // be reached yet is not (the API starts and reports it on /health/ready).
+    match commands::deployment::check_writable(&pool).await {
+        Err(commands::deployment::DeploymentError::Database(error)) => {
+            tracing::warn!(%error, "cannot check the database yet");
+        }
+        other => other?,
+    }
     let mut state = state(config, pool)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
