@@ -32,6 +32,12 @@ pub struct Metrics {
     pub relay_lag: prometheus::IntGauge,
     /// The Kafka relay's checkpoint position.
     pub relay_checkpoint: prometheus::IntGauge,
+    /// 1 when the Kafka relay stopped at an event it cannot publish.
+    pub relay_stopped: prometheus::IntGauge,
+    /// The position of that event (0 while the relay runs).
+    pub relay_stopped_position: prometheus::IntGauge,
+    /// Producers the relay of this process replaced after a fatal librdkafka error.
+    pub relay_producer_recreations: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -71,6 +77,21 @@ impl Metrics {
             prometheus::IntGauge::new("relay_lag_events", "Events in the log the Kafka relay has not published")?;
         let relay_checkpoint =
             prometheus::IntGauge::new("relay_checkpoint_position", "Last global position the Kafka relay published")?;
+        let relay_stopped = prometheus::IntGauge::new(
+            "relay_stopped",
+            "1 when the Kafka relay stopped at an event it cannot publish (see /health/detailed)",
+        )?;
+        let relay_stopped_position = prometheus::IntGauge::new(
+            "relay_stopped_position",
+            "Global position of the event the stopped Kafka relay cannot publish (0 while it runs)",
+        )?;
+        let relay_producer_recreations = prometheus::IntCounter::new(
+            "relay_producer_recreations_total",
+            "Kafka producers the relay of this process replaced after a fatal librdkafka error",
+        )?;
+        registry.register(Box::new(relay_stopped.clone()))?;
+        registry.register(Box::new(relay_stopped_position.clone()))?;
+        registry.register(Box::new(relay_producer_recreations.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
         registry.register(Box::new(relay_checkpoint.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
@@ -90,6 +111,9 @@ impl Metrics {
             session_queue,
             relay_lag,
             relay_checkpoint,
+            relay_stopped,
+            relay_stopped_position,
+            relay_producer_recreations,
         })
     }
 
