@@ -235,6 +235,7 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         started: Instant::now(),
         gateway: None,
+        relay: None,
     })
 }
 
@@ -384,17 +385,19 @@ pub fn spawn_projectors(tasks: &mut JoinSet<()>, store: &EventStore, config: &Co
     });
 }
 
-/// Starts the Kafka relay when Kafka is configured (ADR 0011).
+/// Starts the Kafka relay when Kafka is configured (ADR 0011); returns what
+/// it reports, for the health checks of this process.
 pub fn spawn_relay(
     tasks: &mut JoinSet<()>,
     store: &EventStore,
     config: &Config,
     shutdown: &CancellationToken,
-) -> anyhow::Result<bool> {
-    let Some(kafka) = &config.kafka else { return Ok(false) };
+) -> anyhow::Result<Option<Arc<gateways::kafka::RelayStatus>>> {
+    let Some(kafka) = &config.kafka else { return Ok(None) };
     let relay = gateways::kafka::Relay::new(store.clone(), kafka.clone()).context("Kafka relay")?;
+    let status = relay.status();
     tasks.spawn(relay.run(shutdown.clone()));
-    Ok(true)
+    Ok(Some(status))
 }
 
 /// `chargeledger relay`: the Kafka relay only.
@@ -484,7 +487,8 @@ pub async fn run_serve(config: Config, shutdown: CancellationToken) -> anyhow::R
     let (ocpp_addr, listener, gateway) = bind_gateway(&mut state).await?;
     spawn_gateway(&mut tasks, gateway, listener, &shutdown);
     spawn_workers(&mut tasks, &state, &shutdown);
-    let relay = spawn_relay(&mut tasks, &state.store, &state.config, &shutdown)?;
+    state.relay = spawn_relay(&mut tasks, &state.store, &state.config, &shutdown)?;
+    let relay = state.relay.is_some();
     let bound = bind_api(state).await?;
     tracing::info!(addr = %bound.addr, %ocpp_addr, relay, "chargeledger serving (api, ocpp, projectors, sealer, workers)");
     bound.serve(shutdown).await?;
@@ -544,7 +548,7 @@ pub async fn start(config: Config, pool: PgPool, background: bool) -> anyhow::Re
         let (addr, listener, gateway) = bind_gateway(&mut state).await?;
         spawn_gateway(&mut tasks, gateway, listener, &shutdown);
         spawn_workers(&mut tasks, &state, &shutdown);
-        spawn_relay(&mut tasks, &state.store, &state.config, &shutdown)?;
+        state.relay = spawn_relay(&mut tasks, &state.store, &state.config, &shutdown)?;
         ocpp_addr = Some(addr);
     }
     let bound = bind_api(state.clone()).await?;

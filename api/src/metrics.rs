@@ -36,6 +36,12 @@ pub struct Metrics {
     pub prepared_xacts: IntGaugeVec,
     /// Age in seconds of the oldest prepared transaction, in this database or others.
     pub prepared_xact_oldest_age: IntGaugeVec,
+    /// 1 when the Kafka relay stopped at an event it cannot publish.
+    pub relay_stopped: prometheus::IntGauge,
+    /// The position of that event (0 while the relay runs).
+    pub relay_stopped_position: prometheus::IntGauge,
+    /// Producers the relay of this process replaced after a fatal librdkafka error.
+    pub relay_producer_recreations: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -88,6 +94,21 @@ impl Metrics {
         )?;
         registry.register(Box::new(prepared_xacts.clone()))?;
         registry.register(Box::new(prepared_xact_oldest_age.clone()))?;
+        let relay_stopped = prometheus::IntGauge::new(
+            "relay_stopped",
+            "1 when the Kafka relay stopped at an event it cannot publish (see /health/detailed)",
+        )?;
+        let relay_stopped_position = prometheus::IntGauge::new(
+            "relay_stopped_position",
+            "Global position of the event the stopped Kafka relay cannot publish (0 while it runs)",
+        )?;
+        let relay_producer_recreations = prometheus::IntCounter::new(
+            "relay_producer_recreations_total",
+            "Kafka producers the relay of this process replaced after a fatal librdkafka error",
+        )?;
+        registry.register(Box::new(relay_stopped.clone()))?;
+        registry.register(Box::new(relay_stopped_position.clone()))?;
+        registry.register(Box::new(relay_producer_recreations.clone()))?;
         registry.register(Box::new(relay_lag.clone()))?;
         registry.register(Box::new(relay_checkpoint.clone()))?;
         registry.register(Box::new(log_head.clone()))?;
@@ -109,6 +130,9 @@ impl Metrics {
             relay_checkpoint,
             prepared_xacts,
             prepared_xact_oldest_age,
+            relay_stopped,
+            relay_stopped_position,
+            relay_producer_recreations,
         })
     }
 

@@ -34,4 +34,7 @@ pub struct AppState {
     pub webhook_sender: Arc<gateways::webhooks::HttpWebhookSender>,
     /// A Kafka client for health checks, when Kafka is configured.
     pub kafka: Option<gateways::kafka::KafkaProbe>,
+    /// What the Kafka relay reports, when it runs in this process (a relay
+    /// elsewhere records where it stopped in the database).
+    pub relay: Option<Arc<gateways::kafka::RelayStatus>>,
 }

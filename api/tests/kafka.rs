@@ -240,3 +240,125 @@ async fn serve_with_kafka_relays_and_reports_the_broker_in_health_and_metrics(po
     let (_, health) = json_of(app.client.get(app.url("/health/detailed")).send().await.unwrap()).await;
     assert_eq!((health["status"].as_str(), health["kafka"]["status"].as_str()), (Some("degraded"), Some("down")));
 }
+
+/// Appends one `probe.relay_probe` event to `probe-<stream>`; returns its position.
+async fn probe(store: &EventStore, stream: usize, payload: Value) -> i64 {
+    let write = StreamWrite {
+        stream_id: format!("probe-{stream}"),
+        expected: ExpectedVersion::Any,
+        prev_hash: None,
+        events: vec![NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "probe.relay_probe".into(),
+            schema_version: 1,
+            payload,
+        }],
+        metadata: Metadata {
+            company_id: None,
+            correlation_id: Uuid::new_v4(),
+            causation_id: None,
+            actor: "test".into(),
+            command_id: None,
+        },
+    };
+    store.append(&[write], None).await.unwrap()[0].position
+}
+
+/// `rounds` events on each of three probe streams; returns how many.
+async fn probes(store: &EventStore, rounds: std::ops::Range<usize>) -> usize {
+    let mut n = 0;
+    for round in rounds {
+        for stream in 0..3 {
+            probe(store, stream, json!({"n": round})).await;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The relay's entry in `/health/detailed`, once `done` holds for it (at most ~30 s).
+async fn relay_health_until(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (_, health) = json_of(app.client.get(app.url("/health/detailed")).send().await.unwrap()).await;
+        if done(&health["relay"]) {
+            return health;
+        }
+        last = health;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the relay never reached the expected state: {last}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_message_too_large_stops_the_relay_at_its_event_until_restarted_with_a_bigger_limit(pool: PgPool) {
+    let broker = Tansu::start().await;
+    let mut kafka = KafkaConfig::new(broker.brokers.clone());
+    kafka.partitions = 2;
+    let mut small = kafka.clone();
+    small.extra = vec![("message.max.bytes".into(), "8000".into())];
+    let mut config = test_config(&pool);
+    config.kafka = Some(small);
+    let app = TestApp::start_with(config.clone(), pool.clone()).await;
+    let store = app.running.state.store.clone();
+
+    let before = probes(&store, 0..4).await;
+    let poison = probe(&store, 1, json!({"n": 4, "blob": "x".repeat(20_000)})).await;
+    let after = probes(&store, 5..9).await;
+
+    // The relay stops at the poison event and says why.
+    let health = relay_health_until(&app, |relay| relay["status"] == "failed").await;
+    let relay = &health["relay"];
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(relay["stoppedAt"], poison, "{health}");
+    let detail = relay["detail"].as_str().unwrap();
+    let prefix =
+        format!("event at position {poison} (type probe.relay_probe) cannot be published: message too large (");
+    assert!(detail.starts_with(&prefix) && detail.ends_with(" bytes > message.max.bytes 8000)"), "{detail}");
+    assert!(!detail.contains("xxxx"), "no payload in the detail: {detail}");
+    let last_before: i64 = sqlx::query_scalar("SELECT max(position) FROM events WHERE position < $1")
+        .bind(poison)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(relay["checkpoint"], last_before, "the checkpoint stays just before the poison event: {health}");
+    assert_eq!(gateways::kafka::checkpoint(&store).await.unwrap(), last_before);
+    assert_eq!(gateways::kafka::stopped_at(&store).await.unwrap(), Some(poison));
+    // The API keeps serving (drivers can still charge): readiness is about
+    // taking requests, the stopped relay is reported in detail and metrics.
+    let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("chargeledger_relay_stopped 1"), "{metrics}");
+    assert!(metrics.contains(&format!("chargeledger_relay_stopped_position {poison}")), "{metrics}");
+    assert!(metrics.contains("chargeledger_relay_producer_recreations_total 0"), "{metrics}");
+
+    // What came before is published; nothing after the poison event is.
+    let received = consume(&broker.brokers, &["chargeledger.probe"], before + 1, Duration::from_secs(20)).await;
+    let ids: BTreeSet<&String> = received.iter().map(|r| &r.headers["ce_id"]).collect();
+    assert_eq!(ids.len(), before, "exactly the events before the poison one");
+    assert!(received.iter().all(|r| r.headers["ce_position"].parse::<i64>().unwrap() < poison));
+    app.running.stop().await;
+
+    // Restarted with the default limit: everything arrives, in order per key.
+    let mut config = config;
+    config.kafka = Some(kafka);
+    let app = TestApp::start_with(config, pool.clone()).await;
+    let health =
+        relay_health_until(&app, |relay| relay["status"] == "running" && relay["checkpoint"].as_i64() > Some(poison))
+            .await;
+    assert_eq!(health["relay"]["stoppedAt"], Value::Null, "{health}");
+    assert_eq!(gateways::kafka::stopped_at(&store).await.unwrap(), None);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("chargeledger_relay_stopped 0"), "{metrics}");
+    let total = before + 1 + after;
+    let received = consume(&broker.brokers, &["chargeledger.probe"], total, Duration::from_secs(90)).await;
+    let ids: BTreeSet<&String> = received.iter().map(|r| &r.headers["ce_id"]).collect();
+    assert_eq!(ids.len(), total, "no event lost");
+    let big = received.iter().find(|r| r.headers["ce_position"] == poison.to_string()).unwrap();
+    assert_eq!(big.payload["blob"].as_str().map(str::len), Some(20_000));
+    let log: HashMap<_, _> = log(&pool).await.into_iter().filter(|(_, e)| e.0.starts_with("probe-")).collect();
+    assert_eq!(log.len(), total);
+    assert_in_order_per_key(&received, &log);
+    app.running.stop().await;
+}

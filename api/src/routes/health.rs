@@ -27,6 +27,28 @@ pub struct ProjectorHealth {
     pub lag_events: i64,
 }
 
+/// The Kafka relay's status, checkpoint and lag.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayHealth {
+    /// `kafka_relay`.
+    pub name: String,
+    /// `running`, or `failed`: stopped at an event it cannot publish (ADR 0011).
+    pub status: &'static str,
+    /// Last published global position.
+    pub checkpoint: i64,
+    /// Events in the log not yet published.
+    pub lag_events: i64,
+    /// When `failed`: the event's position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<i64>,
+    /// When `failed`: `event at position P (type T) cannot be published: <why>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Producers the relay of this process replaced after a fatal librdkafka error.
+    pub producer_recreations: u64,
+}
+
 /// One dependency's status.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -43,7 +65,7 @@ pub struct ComponentHealth {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailedHealth {
-    /// `ok` when every component is up, else `degraded`.
+    /// `ok` when every component is up (and the relay, if any, running), else `degraded`.
     pub status: &'static str,
     /// Build version.
     pub version: &'static str,
@@ -54,9 +76,9 @@ pub struct DetailedHealth {
     /// Kafka, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<ComponentHealth>,
-    /// The Kafka relay's checkpoint and lag, when Kafka is configured.
+    /// The Kafka relay's status, checkpoint and lag, when Kafka is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay: Option<ProjectorHealth>,
+    pub relay: Option<RelayHealth>,
     /// Last readable global position of the log.
     pub log_head_position: Option<i64>,
     /// Projectors with their lag.
@@ -89,16 +111,45 @@ async fn ping_kafka(state: &AppState) -> Option<ComponentHealth> {
     })
 }
 
-/// The relay's checkpoint and how many events it has still to publish.
-async fn relay_health(state: &AppState) -> Result<Option<ProjectorHealth>, ApiError> {
+/// Where and why the relay stopped, if it did: as the relay of this process
+/// reports it, else as a relay elsewhere recorded it in the database (whose
+/// log has the reason).
+async fn relay_stopped(state: &AppState) -> Result<Option<gateways::kafka::Stopped>, ApiError> {
+    if let Some(stopped) = state.relay.as_ref().and_then(|status| status.stopped()) {
+        return Ok(Some(stopped));
+    }
+    let Some(position) = gateways::kafka::stopped_at(&state.store).await.map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    let event = state.store.read_all(position - 1, 1).await.map_err(ApiError::internal)?.into_iter().next();
+    let event_type = event.filter(|e| e.position == position).map_or_else(|| "unknown".into(), |e| e.event_type);
+    Ok(Some(gateways::kafka::Stopped { position, event_type, reason: "the relay's log says why".into() }))
+}
+
+/// The relay's status, checkpoint and how many events it has still to publish.
+async fn relay_health(state: &AppState) -> Result<Option<RelayHealth>, ApiError> {
     if state.kafka.is_none() {
         return Ok(None);
     }
     let checkpoint = gateways::kafka::checkpoint(&state.store).await.map_err(ApiError::internal)?;
     let lag = state.store.count_after(checkpoint, 1_000_000).await.map_err(ApiError::internal)?;
-    state.metrics.relay_lag.set(lag);
-    state.metrics.relay_checkpoint.set(checkpoint);
-    Ok(Some(ProjectorHealth { name: gateways::kafka::CHECKPOINT.into(), checkpoint, lag_events: lag }))
+    let stopped = relay_stopped(state).await?;
+    let recreations = state.relay.as_ref().map_or(0, |status| status.producer_recreations());
+    let m = &state.metrics;
+    m.relay_lag.set(lag);
+    m.relay_checkpoint.set(checkpoint);
+    m.relay_stopped.set(i64::from(stopped.is_some()));
+    m.relay_stopped_position.set(stopped.as_ref().map_or(0, |s| s.position));
+    m.relay_producer_recreations.inc_by(recreations.saturating_sub(m.relay_producer_recreations.get()));
+    Ok(Some(RelayHealth {
+        name: gateways::kafka::CHECKPOINT.into(),
+        status: if stopped.is_some() { "failed" } else { "running" },
+        checkpoint,
+        lag_events: lag,
+        stopped_at: stopped.as_ref().map(|s| s.position),
+        detail: stopped.as_ref().map(gateways::kafka::Stopped::detail),
+        producer_recreations: recreations,
+    }))
 }
 
 async fn ping(state: &AppState) -> ComponentHealth {
@@ -118,7 +169,7 @@ async fn ping(state: &AppState) -> ComponentHealth {
     }
 }
 
-/// Readiness probe (K8s): Postgres answers. 503 when it does not.
+/// Readiness probe (K8s): Postgres answers (and Kafka, when configured); else 503.
 #[utoipa::path(get, path = "/health/ready", tag = "Health", responses(
     (status = 200, body = HealthStatus),
     (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
@@ -130,6 +181,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, 
     if let Some(ComponentHealth { error: Some(_), .. }) = ping_kafka(&state).await {
         return Err(ApiError::Unavailable("kafka is unreachable".into()));
     }
+    // A stopped relay does not make the API unready: requests (charging,
+    // payments) are still served and nothing is lost; /health/detailed and
+    // /metrics report it (ADR 0011).
     Ok(Json(HealthStatus { status: "ok" }))
 }
 
@@ -198,10 +252,11 @@ pub async fn detailed(State(state): State<AppState>) -> impl IntoResponse {
     let kafka = ping_kafka(&state).await;
     let relay = if up { relay_health(&state).await.ok().flatten() } else { None };
     let kafka_up = kafka.as_ref().is_none_or(|k| k.error.is_none());
+    let relay_running = relay.as_ref().is_none_or(|r| r.stopped_at.is_none());
     let body = DetailedHealth {
         kafka,
         relay,
-        status: if up && kafka_up { "ok" } else { "degraded" },
+        status: if up && kafka_up && relay_running { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
         postgres,
