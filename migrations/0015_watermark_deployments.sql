@@ -2,24 +2,50 @@
 --
 -- 1. Hot standby. A snapshot taken in recovery lists every in-progress xid in
 --    its subxip array and none in xip, so the old function fell back to xmax
---    and let a reader pass a transaction still open on the primary. In recovery
---    the watermark is the snapshot's xmin: the oldest xid the standby knows to
---    be running (it learns of every xid below one it has seen in the WAL, even
---    of a transaction that has not written anything yet).
+--    and let a reader pass a transaction still open on the primary. When xip is
+--    empty the watermark is now the snapshot's xmin: on a standby the oldest
+--    xid it knows to be running (it learns of every xid below one it has seen
+--    in the WAL, even of a transaction that has not written anything yet); on
+--    a primary, with nothing in progress, xmin equals xmax. (Not decided by
+--    pg_is_in_recovery(): a snapshot taken just before promotion ends would
+--    be read as a primary's.)
 -- 2. Prepared transactions of another database no longer count (they cannot
 --    write here); one of this database still does.
 -- 3. Read-only log transactions. A transaction that writes read models but
 --    never appends events (a projector batch) calls
---    events_read_only_transaction() first: it holds a shared advisory lock for
---    its lifetime and sets chargeledger.events_read_only, and the insert
---    trigger below refuses it any append. The watermark skips the xid of a
---    transaction holding that lock (matched by virtual transaction id in one
---    pg_locks row set each, so a later transaction of the same backend is never
---    mistaken for it), so a projector batch no longer holds back every reader.
+--    events_read_only_transaction() first: it takes a SHARE lock on the empty
+--    table events_read_only_marker (table locks are only ever held by a
+--    transaction, never by a session) and sets chargeledger.events_read_only,
+--    and the store's insert appends nothing while that is on (a refusal, not a
+--    trigger: a trigger on every append cost 10-15 % of the append rate at
+--    32 writers). The watermark skips
+--    the xid of a transaction that holds that lock and has no subtransaction
+--    ids (one transactionid lock): a declaration made inside a savepoint that
+--    could be rolled back (releasing the lock) never exempts anything. Matched
+--    by virtual transaction id, unique to one transaction. This guards the
+--    platform's own code paths; a database role that may INSERT into events
+--    can break the order anyway (ADR 0002, "Who may write the log").
+
+CREATE TABLE events_read_only_marker ();
+GRANT SELECT, UPDATE ON events_read_only_marker TO chargeledger_app;
 
 CREATE OR REPLACE FUNCTION events_watermark() RETURNS bigint
 LANGUAGE sql STABLE AS $$
     WITH snap AS (SELECT pg_current_snapshot() AS s),
+    readers AS (
+        SELECT marker.virtualtransaction
+        FROM pg_locks marker
+        WHERE marker.locktype = 'relation' AND marker.mode = 'ShareLock' AND marker.granted
+          AND marker.relation = 'events_read_only_marker'::regclass
+          AND marker.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    ),
+    reader_xids AS (
+        SELECT own.virtualtransaction, min(own.transactionid::text::bigint) AS xid, count(*) AS xids
+        FROM pg_locks own
+        WHERE own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' AND own.granted
+          AND own.virtualtransaction IN (SELECT virtualtransaction FROM readers)
+        GROUP BY own.virtualtransaction
+    ),
     elsewhere AS (
         SELECT backend_xid::text::bigint AS xid
         FROM pg_stat_activity
@@ -29,16 +55,10 @@ LANGUAGE sql STABLE AS $$
         FROM pg_prepared_xacts
         WHERE database IS DISTINCT FROM current_database()
         UNION ALL
-        SELECT own.transactionid::text::bigint
-        FROM pg_locks own
-        JOIN pg_locks marker ON marker.virtualtransaction = own.virtualtransaction
-        WHERE own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' AND own.granted
-          AND marker.locktype = 'advisory' AND marker.granted AND marker.mode = 'ShareLock'
-          AND marker.classid = 1128811591::oid AND marker.objid = 1::oid AND marker.objsubid = 2
-          AND marker.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        SELECT xid FROM reader_xids WHERE xids = 1
     )
     SELECT CASE
-        WHEN pg_is_in_recovery() THEN (SELECT pg_snapshot_xmin(s)::text::bigint FROM snap)
+        WHEN NOT EXISTS (SELECT 1 FROM snap, pg_snapshot_xip(snap.s)) THEN (SELECT pg_snapshot_xmin(s)::text::bigint FROM snap)
         ELSE COALESCE(
             (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
               WHERE (x::text::bigint & 4294967295) NOT IN (SELECT xid FROM elsewhere)),
@@ -56,22 +76,8 @@ BEGIN
             USING ERRCODE = 'active_sql_transaction';
     END IF;
     PERFORM set_config('chargeledger.events_read_only', 'on', true);
-    PERFORM pg_advisory_xact_lock_shared(1128811591, 1);
+    LOCK TABLE events_read_only_marker IN SHARE MODE;
 END
 $$;
-
-CREATE FUNCTION refuse_append_in_read_only_transaction() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('chargeledger.events_read_only', true) = 'on' THEN
-        RAISE EXCEPTION 'this transaction declared itself read-only for the log (events_read_only_transaction)'
-            USING ERRCODE = 'read_only_sql_transaction';
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER events_read_only_transactions BEFORE INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION refuse_append_in_read_only_transaction();
 
 GRANT EXECUTE ON FUNCTION events_read_only_transaction() TO chargeledger_app;

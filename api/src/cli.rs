@@ -372,7 +372,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Projections { action: ProjectionsAction::Rebuild { name } } => {
             let projector = projections::by_name(&name).with_context(|| format!("no projector named {name}"))?;
-            let store = EventStore::new(app::connect(&config).await?);
+            // A rebuild on a standby or a restore behind the log would swap in
+            // a read model missing events: refused like every writer.
+            let store = EventStore::new(app::connect_writable(&config).await?);
             let mut stderr = std::io::stderr();
             let applied = projections::runtime::rebuild(&store, projector.as_ref(), |done, total| {
                 let pct = (done * 100).checked_div(total).unwrap_or(100);

@@ -179,7 +179,7 @@ impl From<CommandError> for ApiError {
                 Self::IdempotencyMismatch(format!("Idempotency-Key {id:?} was already used with a different request"))
             }
             CommandError::TooMuchContention(stream) => Self::Conflict(format!("{stream} is changing too fast; retry")),
-            CommandError::Store(StoreError::OrderConflict { stream_id }) => {
+            CommandError::Store(StoreError::OrderConflict { stream_id } | StoreError::Deadlock { stream_id }) => {
                 Self::Conflict(format!("{stream_id} is changing too fast; retry"))
             }
             CommandError::Store(e @ StoreError::CounterBehind(_)) => {

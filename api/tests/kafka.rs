@@ -233,6 +233,16 @@ async fn serve_with_kafka_relays_and_reports_the_broker_in_health_and_metrics(po
     assert_eq!(received[0].payload["terminalId"], "EVSE-K1");
     assert_eq!(received[0].payload["passwordHash"], Value::Null, "the charger password hash is not published");
 
+    // Seals reach topic chargeledger.log; a digest taken from there anchors
+    // `audit verify` (ADR 0003): the log checked against what was published.
+    let seals = consume(&broker.brokers, &["chargeledger.log"], 1, Duration::from_secs(60)).await;
+    assert_eq!(seals[0].headers["ce_type"], "log.range_sealed.v1", "{:?}", seals[0].headers);
+    let digest = seals[0].payload["seal"].as_str().unwrap();
+    let anchor: [u8; 32] = hex::decode(digest).unwrap().try_into().unwrap();
+    let options = commands::audit::VerifyOptions { anchors: vec![anchor], ..Default::default() };
+    let report = commands::audit::verify_with(&app.running.state.store, &options).await.unwrap();
+    assert!(report.ok(), "the published seal anchors the log: {report:?}");
+
     // The broker goes away: not ready, and the detail says why.
     broker.stop().await;
     let status = app.client.get(app.url("/health/ready")).send().await.unwrap().status();

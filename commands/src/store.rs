@@ -49,11 +49,24 @@ pub enum StoreError {
         /// The stream.
         stream_id: String,
     },
+    /// Postgres ended this transaction to break a deadlock with another
+    /// appending to the same streams in the opposite order. Nothing was
+    /// appended; restart the whole transaction ([`EventStore::append`] does).
+    #[error("appending to {stream_id} deadlocked with another transaction; restart the transaction")]
+    Deadlock {
+        /// The stream.
+        stream_id: String,
+    },
     /// The position this transaction's id gives is already taken: the
     /// database's transaction counter is behind the log (a restore into
     /// another cluster, ADR 0002). Nothing was appended.
     #[error("the log already holds position {0}: this database's transaction counter is behind the log; see the restore procedure in docs/adr/0002-gap-free-global-order.md")]
     CounterBehind(String),
+    /// This transaction declared itself read-only for the log
+    /// (`events_read_only_transaction()`, a read-model transaction); nothing
+    /// was appended.
+    #[error("this transaction declared itself read-only for the log (events_read_only_transaction)")]
+    ReadOnlyTransaction,
     /// More events than fit in one transaction.
     #[error("a transaction may append at most {MAX_EVENTS_PER_TRANSACTION} events")]
     TooManyEvents,
@@ -295,10 +308,10 @@ impl EventStore {
                     // One autocommit statement takes its transaction id after
                     // the predecessor committed, so only a stale predecessor
                     // can refuse it.
-                    let recorded =
-                        insert_events(&self.pool, write, last_version, prev_hash, 0, command).await?.ok_or_else(
-                            || StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version },
-                        )?;
+                    let Some(recorded) = insert_events(&self.pool, write, last_version, prev_hash, 0, command).await?
+                    else {
+                        return Err(refusal(&self.pool, write, last_version, prev_hash, false).await?);
+                    };
                     self.signals.committed();
                     return Ok(recorded);
                 }
@@ -307,7 +320,9 @@ impl EventStore {
         let mut attempt = 1;
         loop {
             match self.append_in_transaction(writes, command).await {
-                Err(StoreError::OrderConflict { .. }) if attempt < ORDER_RESTARTS => attempt += 1,
+                Err(StoreError::OrderConflict { .. } | StoreError::Deadlock { .. }) if attempt < ORDER_RESTARTS => {
+                    attempt += 1
+                }
                 outcome => return outcome,
             }
         }
@@ -485,19 +500,7 @@ impl LogTransaction {
         last_version: i64,
         prev_hash: Hash,
     ) -> Result<StoreError, StoreError> {
-        let there: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2 AND hash = $3)",
-        )
-        .bind(&write.stream_id)
-        .bind(last_version)
-        .bind(prev_hash.as_slice())
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(if there && last_version > 0 {
-            StoreError::OrderConflict { stream_id: write.stream_id.clone() }
-        } else {
-            StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version }
-        })
+        refusal(&mut *self.tx, write, last_version, prev_hash, true).await
     }
 
     /// The version to append after and the hash to chain to.
@@ -552,6 +555,46 @@ impl LogTransaction {
     }
 }
 
+/// Why the predecessor check refused an append (see [`LogTransaction::append`]).
+/// `in_transaction`: whether the append ran in a transaction that may have
+/// taken its id before its predecessor committed (else order cannot be why).
+async fn refusal<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    write: &StreamWrite,
+    last_version: i64,
+    prev_hash: Hash,
+    in_transaction: bool,
+) -> Result<StoreError, StoreError> {
+    // Declared read-only for the log (events_read_only_transaction())? And
+    // the predecessor's transaction id, and whether it is from the future (at
+    // or past this snapshot's xmax: the counter is behind the log).
+    let (read_only, xid, future): (bool, Option<i64>, Option<bool>) = sqlx::query_as(
+        "SELECT current_setting('chargeledger.events_read_only', true) IS NOT DISTINCT FROM 'on', \
+                p.position >> 16, (p.position >> 16) >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN events p ON p.stream_id = $1 AND p.stream_version = $2 AND p.hash = $3",
+    )
+    .bind(&write.stream_id)
+    .bind(last_version)
+    .bind(prev_hash.as_slice())
+    .fetch_one(executor)
+    .await?;
+    if read_only {
+        return Ok(StoreError::ReadOnlyTransaction);
+    }
+    let found = xid.zip(future);
+    Ok(match found {
+        Some((xid, true)) if last_version > 0 => StoreError::CounterBehind(format!(
+            "{} version {last_version} was written by transaction {xid}",
+            write.stream_id
+        )),
+        Some(_) if last_version > 0 && in_transaction => {
+            StoreError::OrderConflict { stream_id: write.stream_id.clone() }
+        }
+        _ => StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version },
+    })
+}
+
 /// The version and hash to append after, when known without asking the database.
 fn known_predecessor(write: &StreamWrite) -> Option<(i64, Hash)> {
     match (write.expected, write.prev_hash) {
@@ -570,17 +613,26 @@ const INSERT_EVENTS: &str = "INSERT INTO events (position, stream_id, stream_ver
             t.schema_version, t.payload, $2, $3, t.prev_hash, t.hash \
      FROM UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
           AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
-     WHERE $12::bigint = 0 \
+     WHERE current_setting('chargeledger.events_read_only', true) IS DISTINCT FROM 'on' \
+       AND ($12::bigint = 0 \
         OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13 \
-                   AND p.position < (pg_current_xact_id()::text::bigint << 16)) \
+                   AND p.position < ((pg_current_xact_id()::text::bigint + 1) << 16))) \
      RETURNING position, stream_version";
 
 /// The same, recording the command first: the events are selected from the
 /// command insert, so a concurrent duplicate fails on the command key (and is
-/// answered with the first outcome) before it can touch the stream.
+/// answered with the first outcome) before it can touch the stream. The
+/// predecessor check guards the command insert itself: a data-modifying CTE
+/// always runs, so checked only on the events it would record the command of
+/// an append that did not happen (and a retry would answer with its outcome).
 const INSERT_EVENTS_WITH_COMMAND: &str = "WITH command AS ( \
        INSERT INTO command_log (company_id, command_id, command_type, request_hash, outcome) \
-       VALUES ($14, $15, $16, $17, $18) RETURNING 1 AS recorded) \
+       SELECT $14, $15, $16, $17, $18 \
+       WHERE current_setting('chargeledger.events_read_only', true) IS DISTINCT FROM 'on' \
+         AND ($12::bigint = 0 \
+          OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13 \
+                     AND p.position < ((pg_current_xact_id()::text::bigint + 1) << 16))) \
+       RETURNING 1 AS recorded) \
      INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, \
                          payload, metadata, recorded_at, prev_hash, hash) \
      SELECT (pg_current_xact_id()::text::bigint << 16) + t.idx, $1, t.version, t.event_id, t.event_type, \
@@ -588,9 +640,6 @@ const INSERT_EVENTS_WITH_COMMAND: &str = "WITH command AS ( \
      FROM command CROSS JOIN \
           UNNEST($4::bigint[], $5::bigint[], $6::uuid[], $7::text[], $8::int[], $9::jsonb[], $10::bytea[], $11::bytea[]) \
           AS t(idx, version, event_id, event_type, schema_version, payload, prev_hash, hash) \
-     WHERE $12::bigint = 0 \
-        OR EXISTS (SELECT 1 FROM events p WHERE p.stream_id = $1 AND p.stream_version = $12 AND p.hash = $13 \
-                   AND p.position < (pg_current_xact_id()::text::bigint << 16)) \
      RETURNING position, stream_version";
 
 fn map_insert_error(
@@ -607,9 +656,9 @@ fn map_insert_error(
             StoreError::DuplicateCommand(command.map(|c| c.command_id.clone()).unwrap_or_default())
         }
         // Two transactions appending to the same streams in opposite orders:
-        // Postgres ended this one; like a lost race, reload and retry.
+        // Postgres ended this one; the whole transaction must run again.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("40P01") => {
-            StoreError::Conflict { stream_id: write.stream_id.clone(), expected: last_version }
+            StoreError::Deadlock { stream_id: write.stream_id.clone() }
         }
         sqlx::Error::Database(db) if db.constraint() == Some("events_pkey") => {
             StoreError::CounterBehind(db.message().to_owned())

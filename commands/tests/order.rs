@@ -56,13 +56,48 @@ async fn an_append_after_a_later_transactions_commit_restarts_instead_of_going_b
 async fn a_stale_predecessor_is_still_a_plain_conflict_inside_a_transaction(pool: PgPool) {
     let store = EventStore::new(pool.clone());
     store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
-    store.append(&[write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])], None).await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let stale = write("s-1", ExpectedVersion::Exact(1), vec![new_event(3)]);
-    let loaded = store.read_stream("s-1").await.unwrap();
-    let stale = chargeledger_commands::StreamWrite { prev_hash: Some(loaded[0].hash_array()), ..stale };
-    let err = tx.append(&stale).await.unwrap_err();
+    tx.record_command(&command("t")).await.unwrap();
+    // Version 1 exists but not with this hash: the check refuses, and it is no
+    // order problem (the predecessor the caller named is not there).
+    let wrong = chargeledger_commands::StreamWrite {
+        prev_hash: Some([7; 32]),
+        ..write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])
+    };
+    let err = tx.append(&wrong).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict { expected: 1, .. }), "{err}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refused_append_with_a_command_records_no_command(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    // One statement (known predecessor) with its command: a stale hash must
+    // leave no command behind, or a retry would be answered "done".
+    let stale = chargeledger_commands::StreamWrite {
+        prev_hash: Some([7; 32]),
+        ..write("s-1", ExpectedVersion::Exact(1), vec![new_event(2)])
+    };
+    let cmd = command("c-1");
+    let err = store.append(&[stale], Some(&cmd)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(
+        store.find_command(cmd.company_id, "c-1").await.unwrap().is_none(),
+        "the command was recorded without its events"
+    );
+    assert_eq!(read_everything(&store).await.len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn one_transaction_may_append_to_the_same_stream_twice(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    let mut tx = store.begin().await.unwrap();
+    tx.append(&write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])).await.unwrap();
+    tx.append(&write("s-1", ExpectedVersion::Any, vec![new_event(2)])).await.unwrap();
+    tx.append(&write("s-1", ExpectedVersion::Exact(2), vec![new_event(3)])).await.unwrap();
+    tx.commit().await.unwrap();
+    let read = read_everything(&store).await;
+    assert_eq!(read.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2, 3]);
 }
 
 async fn watermark(pool: &PgPool) -> i64 {
@@ -78,8 +113,9 @@ async fn a_read_model_transaction_does_not_hold_back_readers(pool: PgPool) {
     let projector_xid: i64 =
         sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *projector).await.unwrap();
     let after = store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
-    // (Polled: a transaction of a concurrent test in another database may hold
-    // the watermark for a moment; the open read-model transaction never does.)
+    // (Polled: a transaction that has just ended may still be listed in the
+    // snapshot while pg_stat_activity no longer places it in another
+    // database, which holds the watermark for a moment.)
     let mut released = false;
     for _ in 0..400 {
         if watermark(&pool).await > projector_xid << 16 && store.read_all(0, 10).await.unwrap().len() == 1 {
@@ -118,4 +154,24 @@ async fn a_read_only_transaction_cannot_append_and_must_declare_itself_first(poo
     assert!(err.to_string().contains("before the transaction's first write"), "{err}");
     drop(tx);
     assert!(read_everything(&store).await.is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_declaration_inside_a_savepoint_exempts_nothing(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    // Declared in a savepoint (a nested begin()) that writes and could be
+    // rolled back, releasing the lock, before an append: such a transaction
+    // has a subtransaction id and keeps holding readers back.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SAVEPOINT s").execute(&mut *tx).await.unwrap();
+    sqlx::query("SELECT events_read_only_transaction()").execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO projector_checkpoints (name) VALUES ('savepoint-test')").execute(&mut *tx).await.unwrap();
+    let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *tx).await.unwrap();
+    let later = store.append(&[write("s-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    assert!(later[0].position >> 16 > xid);
+    assert!(watermark(&pool).await <= xid << 16);
+    assert!(store.read_all(0, 10).await.unwrap().is_empty(), "a revocable declaration let the reader pass");
+    sqlx::query("ROLLBACK TO SAVEPOINT s").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(read_everything(&store).await.len(), 1);
 }

@@ -29,7 +29,7 @@ fn write(stream: &str) -> StreamWrite {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_transaction_holds_back_only_readers_of_its_own_database() {
-    let cluster = Cluster::primary("prepared", &[("max_prepared_transactions", "10")]);
+    let cluster = Cluster::primary("prepared", &[("max_prepared_transactions", "10"), ("autovacuum", "off")]);
     cluster.create_db("app").await;
     cluster.create_db("other").await;
     let pool = cluster.pool("app", 6).await;

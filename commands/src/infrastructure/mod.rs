@@ -318,7 +318,12 @@ pub async fn configure(
         match attempt.await {
             Ok(recorded) => return Ok(Executed { outcome, events: recorded, replayed: false }),
             // An order conflict restarts the whole transaction, like a conflict.
-            Err(StoreError::Conflict { .. } | StoreError::OrderConflict { .. } | StoreError::DuplicateCommand(_)) => {
+            Err(
+                StoreError::Conflict { .. }
+                | StoreError::OrderConflict { .. }
+                | StoreError::Deadlock { .. }
+                | StoreError::DuplicateCommand(_),
+            ) => {
                 if let Some(replayed) = replay(store, ctx).await? {
                     return Ok(replayed);
                 }
