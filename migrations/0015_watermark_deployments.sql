@@ -16,9 +16,8 @@
 --    events_read_only_transaction() first: it takes a SHARE lock on the empty
 --    table events_read_only_marker (table locks are only ever held by a
 --    transaction, never by a session) and sets chargeledger.events_read_only,
---    and the store's insert appends nothing while that is on (a refusal, not a
---    trigger: a trigger on every append cost 10-15 % of the append rate at
---    32 writers). The watermark skips
+--    and the store's insert appends nothing while that is on (a condition of
+--    its statement, not a trigger running on every append). The watermark skips
 --    the xid of a transaction that holds that lock and has no subtransaction
 --    ids (one transactionid lock): a declaration made inside a savepoint that
 --    could be rolled back (releasing the lock) never exempts anything. Matched
