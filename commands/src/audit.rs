@@ -567,24 +567,29 @@ mod tests {
                     prev_hash: prev.to_vec(),
                     hash: Vec::new(),
                 };
-                let hash = event_hash(
-                    &prev,
-                    &HashedFields {
-                        stream_id: &e.stream_id,
-                        stream_version: v,
-                        event_id: e.event_id,
-                        event_type: &e.event_type,
-                        schema_version: 1,
-                        payload: &e.payload,
-                        metadata: &e.metadata,
-                        recorded_at: e.recorded_at,
-                    },
-                );
+                let hash = rehash(&prev, &e);
                 e.hash = hash.to_vec();
                 prev = hash;
                 e
             })
             .collect()
+    }
+
+    /// The hash `e` would have after `prev`, as the store computes it.
+    fn rehash(prev: &Hash, e: &RecordedEvent) -> Hash {
+        event_hash(
+            prev,
+            &HashedFields {
+                stream_id: &e.stream_id,
+                stream_version: e.stream_version,
+                event_id: e.event_id,
+                event_type: &e.event_type,
+                schema_version: e.schema_version,
+                payload: &e.payload,
+                metadata: &e.metadata,
+                recorded_at: e.recorded_at,
+            },
+        )
     }
 
     /// Checks the events of `s` in the order of `versions`, at positions 1, 2, ….
@@ -614,20 +619,7 @@ mod tests {
         // The same order with version 3 rewritten (hash recomputed): its links are checked when it fills the gap.
         let mut forged = s.clone();
         forged[2].payload = json!({ "n": 33 });
-        let e = &forged[2];
-        let hash = event_hash(
-            &e.prev_hash.as_slice().try_into().unwrap(),
-            &HashedFields {
-                stream_id: &e.stream_id,
-                stream_version: 3,
-                event_id: e.event_id,
-                event_type: &e.event_type,
-                schema_version: 1,
-                payload: &e.payload,
-                metadata: &e.metadata,
-                recorded_at: e.recorded_at,
-            },
-        );
+        let hash = rehash(&forged[2].prev_hash.as_slice().try_into().unwrap(), &forged[2]);
         forged[2].hash = hash.to_vec();
         let report = check_in_order(&forged, &[1, 4, 3, 2]);
         assert_eq!(

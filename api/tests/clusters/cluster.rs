@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
+use commands::{ExpectedVersion, Metadata, NewEvent, StreamWrite};
+use serde_json::json;
 use sqlx::{postgres::PgPoolOptions, PgPool};
+use uuid::Uuid;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -204,4 +207,19 @@ pub async fn caught_up(primary: &PgPool, standby: &PgPool) {
 /// Applies the platform's migrations to `pool`.
 pub async fn migrate(pool: &PgPool) {
     chargeledger_api::app::MIGRATOR.run(pool).await.unwrap();
+}
+
+/// A test event carrying `n`.
+pub fn event(n: u64) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "test.happened".into(),
+        schema_version: 1,
+        payload: json!({ "n": n }),
+    }
+}
+
+/// A write of `events` to `stream`, with the predecessor read in the transaction.
+pub fn write(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamWrite {
+    StreamWrite { stream_id: stream.into(), expected, prev_hash: None, events, metadata: Metadata::system("test") }
 }

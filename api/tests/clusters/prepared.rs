@@ -5,27 +5,9 @@
 use std::time::Duration;
 
 use chargeledger_api::{app, config::Config};
-use commands::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamWrite};
-use serde_json::json;
-use uuid::Uuid;
+use commands::{EventStore, ExpectedVersion};
 
-use super::cluster::{migrate, Cluster};
-
-fn write(stream: &str) -> StreamWrite {
-    let event = NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "test.happened".into(),
-        schema_version: 1,
-        payload: json!({}),
-    };
-    StreamWrite {
-        stream_id: stream.into(),
-        expected: ExpectedVersion::NoStream,
-        prev_hash: None,
-        events: vec![event],
-        metadata: Metadata::system("test"),
-    }
-}
+use super::cluster::{event, migrate, write, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_transaction_holds_back_only_readers_of_its_own_database() {
@@ -41,13 +23,13 @@ async fn a_prepared_transaction_holds_back_only_readers_of_its_own_database() {
         .unwrap();
 
     let store = EventStore::new(pool.clone());
-    let first = store.append(&[write("s-1")], None).await.unwrap();
+    let first = store.append(&[write("s-1", ExpectedVersion::NoStream, vec![event(0)])], None).await.unwrap();
     let read = store.read_all(0, 10).await.unwrap();
     assert_eq!(read.len(), 1, "a prepared transaction of another database held the reader back");
 
     // One of this database has an xid and could append: it must hold back.
     sqlx::raw_sql("BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION 'here'").execute(&pool).await.unwrap();
-    store.append(&[write("s-2")], None).await.unwrap();
+    store.append(&[write("s-2", ExpectedVersion::NoStream, vec![event(0)])], None).await.unwrap();
     assert!(
         store.read_all(first[0].position, 10).await.unwrap().is_empty(),
         "passed a prepared transaction of this database"

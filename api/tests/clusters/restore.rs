@@ -4,27 +4,10 @@
 
 use std::process::Command;
 
-use commands::{deployment, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamWrite};
-use serde_json::json;
+use commands::{deployment, EventStore, ExpectedVersion, StoreError};
 use uuid::Uuid;
 
-use super::cluster::{migrate, Cluster};
-
-fn write(stream: &str, expected: ExpectedVersion, n: u64) -> StreamWrite {
-    let event = NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "test.happened".into(),
-        schema_version: 1,
-        payload: json!({ "n": n }),
-    };
-    StreamWrite {
-        stream_id: stream.into(),
-        expected,
-        prev_hash: None,
-        events: vec![event],
-        metadata: Metadata::system("test"),
-    }
-}
+use super::cluster::{event, migrate, write, Cluster};
 
 fn chargeledger_migrate(url: &str) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
@@ -56,7 +39,7 @@ async fn a_restore_behind_the_log_is_refused_until_the_counter_is_advanced() {
     let store = EventStore::new(pool.clone());
     for i in 0..10u64 {
         let expected = if i < 2 { ExpectedVersion::NoStream } else { ExpectedVersion::Any };
-        store.append(&[write(&format!("restored-{}", i % 2), expected, i)], None).await.unwrap();
+        store.append(&[write(&format!("restored-{}", i % 2), expected, vec![event(i)])], None).await.unwrap();
     }
     commands::seal::seal_all(&store).await.unwrap();
     let restored = store.read_all(0, 100).await.unwrap();
@@ -107,7 +90,7 @@ async fn a_restore_behind_the_log_is_refused_until_the_counter_is_advanced() {
         }
     }
     let behind = EventStore::new(pool.clone());
-    let err = behind.append(&[write("fresh-1", ExpectedVersion::NoStream, 99)], None).await.unwrap_err();
+    let err = behind.append(&[write("fresh-1", ExpectedVersion::NoStream, vec![event(99)])], None).await.unwrap_err();
     assert!(matches!(err, StoreError::CounterBehind(_)), "{err}");
     assert!(behind.read_stream("fresh-1").await.unwrap().is_empty());
     pool.close().await;
@@ -121,7 +104,7 @@ async fn a_restore_behind_the_log_is_refused_until_the_counter_is_advanced() {
     let pool = target.pool("app", 4).await;
     let store = EventStore::new(pool.clone());
     let max_restored = restored.iter().map(|e| e.position).max().unwrap();
-    let new = store.append(&[write("restored-0", ExpectedVersion::Any, 100)], None).await.unwrap();
+    let new = store.append(&[write("restored-0", ExpectedVersion::Any, vec![event(100)])], None).await.unwrap();
     assert!(new[0].position > max_restored);
     let all = store.read_all(0, 100).await.unwrap();
     assert_eq!(all.len(), restored.len() + 1, "the restored log and the new event are readable");

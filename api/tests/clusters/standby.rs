@@ -11,27 +11,14 @@ use std::{
 
 use commands::{
     store::{CommandRecord, LogTransaction},
-    EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
+    EventStore, ExpectedVersion, RecordedEvent, StoreError, StreamWrite,
 };
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::cluster::{caught_up, migrate, Cluster};
-
-fn event(n: u64) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "test.happened".into(),
-        schema_version: 1,
-        payload: json!({ "n": n }),
-    }
-}
-
-fn write(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamWrite {
-    StreamWrite { stream_id: stream.into(), expected, prev_hash: None, events, metadata: Metadata::system("test") }
-}
+use super::cluster::{caught_up, event, migrate, write, Cluster};
 
 async fn xid(tx: &mut LogTransaction) -> i64 {
     sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(tx.conn()).await.unwrap()
@@ -203,32 +190,8 @@ async fn thirty_two_writers_on_shared_streams_are_read_exactly_once_in_order_on_
         .collect();
     // Readers tail while the writers run, on the primary and on the standby.
     let (primary_reader, standby_reader) = (store.clone(), EventStore::new(s.clone()));
-    let early = tokio::spawn(async move {
-        let mut seen: Vec<RecordedEvent> = Vec::new();
-        let mut cursor = 0;
-        for _ in 0..200 {
-            let batch = standby_reader.read_all(cursor, 200).await.unwrap();
-            if let Some(last) = batch.last() {
-                cursor = last.position;
-            }
-            seen.extend(batch);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        (standby_reader, seen, cursor)
-    });
-    let live = tokio::spawn(async move {
-        let mut seen: Vec<RecordedEvent> = Vec::new();
-        let mut cursor = 0;
-        for _ in 0..200 {
-            let batch = primary_reader.read_all(cursor, 200).await.unwrap();
-            if let Some(last) = batch.last() {
-                cursor = last.position;
-            }
-            seen.extend(batch);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        (primary_reader, seen, cursor)
-    });
+    let early = tokio::spawn(tail_for_a_while(standby_reader));
+    let live = tokio::spawn(tail_for_a_while(primary_reader));
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -256,6 +219,21 @@ async fn thirty_two_writers_on_shared_streams_are_read_exactly_once_in_order_on_
     commands::seal::seal_all(&store).await.unwrap();
     let report = commands::audit::verify(&store).await.unwrap();
     assert!(report.ok(), "audit verify: {report:?}");
+}
+
+/// Tails the log for about 4 s (while the writers run); returns what it read and its cursor.
+async fn tail_for_a_while(reader: EventStore) -> (EventStore, Vec<RecordedEvent>, i64) {
+    let mut seen: Vec<RecordedEvent> = Vec::new();
+    let mut cursor = 0;
+    for _ in 0..200 {
+        let batch = reader.read_all(cursor, 200).await.unwrap();
+        if let Some(last) = batch.last() {
+            cursor = last.position;
+        }
+        seen.extend(batch);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (reader, seen, cursor)
 }
 
 async fn tail_after(store: &EventStore, mut cursor: i64, expected: usize) -> Vec<RecordedEvent> {

@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use commands::{deployment, EventStore, ExpectedVersion, Metadata, NewEvent, StreamWrite};
-use serde_json::json;
-use uuid::Uuid;
+use commands::{deployment, EventStore, ExpectedVersion};
 
-use super::cluster::{migrate, Cluster};
+use super::cluster::{event, migrate, write, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logical_replication_subscriber_is_refused() {
@@ -18,20 +16,8 @@ async fn a_logical_replication_subscriber_is_refused() {
     migrate(&o).await;
     let store = EventStore::new(o.clone());
     for n in 0..3 {
-        let event = NewEvent {
-            event_id: Uuid::now_v7(),
-            event_type: "test.happened".into(),
-            schema_version: 1,
-            payload: json!({ "n": n }),
-        };
         let expected = if n == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Any };
-        let w = StreamWrite {
-            stream_id: "s-1".into(),
-            expected,
-            prev_hash: None,
-            events: vec![event],
-            metadata: Metadata::system("test"),
-        };
+        let w = write("s-1", expected, vec![event(n)]);
         store.append(&[w], None).await.unwrap();
     }
     sqlx::raw_sql("CREATE PUBLICATION chargeledger_log FOR TABLE events").execute(&o).await.unwrap();
