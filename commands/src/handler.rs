@@ -1,18 +1,14 @@
-//! Executing a command against an aggregate: load, decide, append; retry on a
-//! concurrent change; answer a repeated command id with its first outcome.
+//! Command contexts, outcomes and errors, and [`execute`]: one command on one
+//! aggregate through the one command path ([`crate::decision`]).
 
 use domain::{Aggregate, DomainError};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::store::{
-    CommandRecord, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite,
+use crate::{
+    decision::{self, Ran, Stream, MAX_ATTEMPTS},
+    store::{EventStore, Metadata, RecordedEvent, StoreError},
 };
-
-/// How many times a command is decided again after a concurrent change. Every
-/// lost race means another writer won, so N concurrent writers on one stream
-/// all get through with N attempts.
-pub const MAX_ATTEMPTS: usize = 10;
 
 /// Who asks, and under which ids.
 #[derive(Debug, Clone)]
@@ -32,7 +28,8 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
-    fn metadata(&self) -> Metadata {
+    /// The metadata of the events this context appends.
+    pub fn metadata(&self) -> Metadata {
         Metadata {
             company_id: Some(self.company_id),
             correlation_id: self.correlation_id,
@@ -61,6 +58,10 @@ pub enum CommandError {
     /// The log failed.
     #[error(transparent)]
     Store(StoreError),
+    /// A decision used a stream it did not declare (or as another aggregate):
+    /// a programming error, refused before anything is appended.
+    #[error("the decision did not load stream {0} as that aggregate")]
+    Undeclared(String),
 }
 
 impl From<StoreError> for CommandError {
@@ -112,9 +113,10 @@ pub async fn load<A: Aggregate>(store: &EventStore, stream_id: &str) -> Result<L
     })
 }
 
-/// Executes `command` on the aggregate in `stream_id`. `outcome` renders what
-/// the caller is answered from the state after the command; it is stored with
-/// the command id so a repeat gets exactly the same answer.
+/// Executes `command` on the aggregate in `stream_id` through the one
+/// command path ([`crate::decision::run`]). `outcome` renders what the caller
+/// is answered from the state after the command; it is stored with the
+/// command id so a repeat gets exactly the same answer.
 pub async fn execute<A, F>(
     store: &EventStore,
     stream_id: &str,
@@ -126,72 +128,29 @@ pub async fn execute<A, F>(
 where
     A: Aggregate,
     A::Command: Clone,
+    A::State: 'static,
     F: Fn(&A::State, i64) -> Value,
 {
-    if let Some(replay) = replay(store, ctx).await? {
-        return Ok(replay);
-    }
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            // Back off a little, with jitter, so contenders stop colliding.
-            let micros = rand::random::<u64>() % (500 * attempt as u64);
-            tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
-        }
-        let loaded = load::<A>(store, stream_id).await?;
-        let events = match A::decide(&loaded.state, command.clone()) {
-            Ok(events) => events,
-            Err(refusal) => {
-                // A concurrent duplicate may have committed since we looked:
-                // its outcome, not a refusal of the state it produced, is the answer.
-                if let Some(replay) = replay(store, ctx).await? {
-                    return Ok(replay);
-                }
-                return Err(refusal.into());
-            }
-        };
-        let version = loaded.version + events.len() as i64;
-        let state = events.iter().fold(loaded.state, A::evolve);
-        let answer = outcome(&state, version);
-        let write = StreamWrite {
-            stream_id: stream_id.to_owned(),
-            expected: ExpectedVersion::Exact(loaded.version),
-            prev_hash: loaded.last_hash,
-            events: events.iter().map(NewEvent::from_domain).collect(),
-            metadata: ctx.metadata(),
-        };
-        let record = ctx.command_id.as_ref().map(|id| CommandRecord {
-            company_id: ctx.company_id,
-            command_id: id.clone(),
-            command_type: command_type.to_owned(),
-            request_hash: ctx.request_hash.clone(),
-            outcome: answer.clone(),
-        });
-        match store.append(&[write], record.as_ref()).await {
-            Ok(recorded) => return Ok(Executed { outcome: answer, events: recorded, replayed: false }),
-            Err(StoreError::Conflict { .. }) => {
-                if let Some(replay) = replay(store, ctx).await? {
-                    return Ok(replay);
-                }
-            }
-            Err(StoreError::DuplicateCommand(_)) => {
-                // A concurrent duplicate committed first: answer as it did.
-                if let Some(replay) = replay(store, ctx).await? {
-                    return Ok(replay);
-                }
-            }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(CommandError::TooMuchContention(stream_id.to_owned()))
+    let ran = decision::run(
+        store,
+        ctx,
+        command_type,
+        vec![Stream::of::<A>(stream_id)],
+        |d| {
+            d.decide::<A>(stream_id, command.clone())?;
+            Ok(outcome(d.state::<A>(stream_id)?, d.version(stream_id)?))
+        },
+        Value::clone,
+    )
+    .await?;
+    Ok(Executed::from(ran))
 }
 
-async fn replay(store: &EventStore, ctx: &CommandContext) -> Result<Option<Executed>, CommandError> {
-    let Some(id) = &ctx.command_id else {
-        return Ok(None);
-    };
-    match store.find_command(ctx.company_id, id).await? {
-        Some((hash, _)) if hash != ctx.request_hash => Err(CommandError::IdempotencyMismatch(id.clone())),
-        Some((_, outcome)) => Ok(Some(Executed { outcome, events: vec![], replayed: true })),
-        None => Ok(None),
+impl From<Ran<Value>> for Executed {
+    fn from(ran: Ran<Value>) -> Self {
+        match ran {
+            Ran::Decided { value, events, .. } => Self { outcome: value, events, replayed: false },
+            Ran::Replayed(outcome) => Self { outcome, events: vec![], replayed: true },
+        }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`store`]: the Postgres event log (append-only, optimistic concurrency,
 //!   per-stream hash chain, gap-free global reading below the xid watermark);
-//! - [`handler`]: load → decide → append, with retries and idempotent command ids;
+//! - [`decision`]: the one command path — load the streams a decision needs,
+//!   decide, append with expected versions and the command id, retry on conflict;
+//! - [`handler`]: command contexts, errors and single-stream [`handler::execute`];
 //! - [`seal`] and [`audit`]: Merkle seals over position ranges, and verification;
 //! - [`announce`]: cross-process wake-ups after commit;
 //! - one module per aggregate with its command handlers ([`terminals`]).
@@ -10,6 +12,7 @@
 pub mod announce;
 pub mod audit;
 pub mod clock;
+pub mod decision;
 pub mod deployment;
 pub mod handler;
 pub mod hashing;

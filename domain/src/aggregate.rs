@@ -17,10 +17,14 @@ pub trait Aggregate {
     type Command;
     /// What happened.
     type Event: DomainEvent + Clone + Send + Sync;
+    /// Why this aggregate refuses a command. Callers match its variants, never
+    /// its text; [`DomainError`] is the sum every refusal converts into for
+    /// the layers above (HTTP status, problem type).
+    type Error: std::error::Error + Into<DomainError> + Clone + Send + Sync + 'static;
 
     /// Answers a command with the events it causes, or refuses it.
     /// An empty vector means "nothing to do" (the command was already satisfied).
-    fn decide(state: &Self::State, command: Self::Command) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(state: &Self::State, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// Folds one event into the state.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;

@@ -195,6 +195,7 @@ impl Wallet {
 
 impl Aggregate for Wallet {
     const CATEGORY: &'static str = "wallet";
+    type Error = DomainError;
     type State = WalletState;
     type Command = WalletCommand;
     type Event = WalletEvent;

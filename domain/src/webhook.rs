@@ -241,6 +241,7 @@ impl WebhookSubscription {
 
 impl Aggregate for WebhookSubscription {
     const CATEGORY: &'static str = "webhook";
+    type Error = DomainError;
     type State = SubscriptionState;
     type Command = SubscriptionCommand;
     type Event = WebhookEvent;
@@ -489,6 +490,7 @@ impl WebhookDelivery {
 
 impl Aggregate for WebhookDelivery {
     const CATEGORY: &'static str = "webhook_delivery";
+    type Error = DomainError;
     type State = DeliveryState;
     type Command = DeliveryCommand;
     type Event = DeliveryEvent;

@@ -15,7 +15,7 @@ use domain::{
         registry::{CpmsRegistry, RegistryCommand},
         AdapterType,
     },
-    Aggregate, CompanyId,
+    CompanyId,
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -23,8 +23,9 @@ use uuid::Uuid;
 
 use self::credentials::CredentialCipher;
 use crate::{
-    handler::{execute, load, CommandContext, CommandError, Executed, MAX_ATTEMPTS},
-    store::{CommandRecord, EventStore, ExpectedVersion, NewEvent, StoreError, StreamWrite},
+    decision::{self, Stream},
+    handler::{execute, load, CommandContext, CommandError, Executed},
+    store::{EventStore, StoreError},
 };
 
 /// What a mapping command answers (stored for repeats of its command id): the
@@ -46,44 +47,6 @@ pub fn mapping_outcome(mapping_id: Uuid, state: &MappingState, version: i64) -> 
     })
 }
 
-fn metadata_record(ctx: &CommandContext, command_type: &str, outcome: &Value) -> Option<CommandRecord> {
-    ctx.command_id.as_ref().map(|id| CommandRecord {
-        company_id: ctx.company_id,
-        command_id: id.clone(),
-        command_type: command_type.to_owned(),
-        request_hash: ctx.request_hash.clone(),
-        outcome: outcome.clone(),
-    })
-}
-
-fn metadata(ctx: &CommandContext) -> crate::Metadata {
-    crate::Metadata {
-        company_id: Some(ctx.company_id),
-        correlation_id: ctx.correlation_id,
-        causation_id: ctx.causation_id,
-        actor: ctx.actor.clone(),
-        command_id: ctx.command_id.clone(),
-    }
-}
-
-/// The stored outcome of an earlier execution of this command id, if any.
-async fn replay(store: &EventStore, ctx: &CommandContext) -> Result<Option<Executed>, CommandError> {
-    let Some(id) = &ctx.command_id else { return Ok(None) };
-    match store.find_command(ctx.company_id, id).await? {
-        Some((hash, _)) if hash != ctx.request_hash => Err(CommandError::IdempotencyMismatch(id.clone())),
-        Some((_, outcome)) => Ok(Some(Executed { outcome, events: vec![], replayed: true })),
-        None => Ok(None),
-    }
-}
-
-/// A refusal, unless a concurrent duplicate of the command committed first.
-async fn refused(store: &EventStore, ctx: &CommandContext, error: CommandError) -> Result<Executed, CommandError> {
-    match replay(store, ctx).await? {
-        Some(replayed) => Ok(replayed),
-        None => Err(error),
-    }
-}
-
 /// Creates, updates or deletes a mapping: decides on the mapping, then has the
 /// company registry claim (or release) its station and charge points, and
 /// appends both streams in one transaction with a version check on each. A
@@ -100,62 +63,35 @@ pub async fn change_mapping(
         MappingCommand::Delete(_) => "cpms_mapping.delete",
         MappingCommand::RecordTest(_) => return record_test_command(store, ctx, mapping_id, command).await,
     };
-    if let Some(replayed) = replay(store, ctx).await? {
-        return Ok(replayed);
-    }
     let stream = CpmsMapping::stream_id(mapping_id);
     let registry_stream = CpmsRegistry::stream_id(CompanyId(ctx.company_id));
-    for _ in 0..MAX_ATTEMPTS {
-        let mapping = load::<CpmsMapping>(store, &stream).await?;
-        let events = match CpmsMapping::decide(&mapping.state, command.clone()) {
-            Ok(events) => events,
-            Err(refusal) => return refused(store, ctx, refusal.into()).await,
-        };
-        let version = mapping.version + events.len() as i64;
-        let state = events.iter().fold(mapping.state, CpmsMapping::evolve);
-        let claim = match &state {
-            MappingState::Live(m) => Some(RegistryCommand::Claim {
-                mapping_id,
-                station_id: m.station_id,
-                charge_point_ids: m.charge_point_ids.clone(),
-                now: m.updated_at,
-            }),
-            MappingState::Deleted(m) => Some(RegistryCommand::Release { mapping_id, now: m.updated_at }),
-            MappingState::Absent => None,
-        };
-        let registry = load::<CpmsRegistry>(store, &registry_stream).await?;
-        let registry_events = match claim.map(|c| CpmsRegistry::decide(&registry.state, c)).transpose() {
-            Ok(events) => events.unwrap_or_default(),
-            Err(refusal) => return refused(store, ctx, refusal.into()).await,
-        };
-        let outcome = mapping_outcome(mapping_id, &state, version);
-        let mut writes = vec![StreamWrite {
-            stream_id: stream.clone(),
-            expected: ExpectedVersion::Exact(mapping.version),
-            prev_hash: mapping.last_hash,
-            events: events.iter().map(NewEvent::from_domain).collect(),
-            metadata: metadata(ctx),
-        }];
-        if !registry_events.is_empty() {
-            writes.push(StreamWrite {
-                stream_id: registry_stream.clone(),
-                expected: ExpectedVersion::Exact(registry.version),
-                prev_hash: registry.last_hash,
-                events: registry_events.iter().map(NewEvent::from_domain).collect(),
-                metadata: metadata(ctx),
-            });
-        }
-        match store.append(&writes, metadata_record(ctx, command_type, &outcome).as_ref()).await {
-            Ok(recorded) => return Ok(Executed { outcome, events: recorded, replayed: false }),
-            Err(StoreError::Conflict { .. } | StoreError::DuplicateCommand(_)) => {
-                if let Some(replayed) = replay(store, ctx).await? {
-                    return Ok(replayed);
-                }
+    let streams = vec![Stream::of::<CpmsMapping>(&stream), Stream::of::<CpmsRegistry>(&registry_stream)];
+    let ran = decision::run(
+        store,
+        ctx,
+        command_type,
+        streams,
+        |d| {
+            d.decide::<CpmsMapping>(&stream, command.clone())?;
+            let claim = match d.state::<CpmsMapping>(&stream)? {
+                MappingState::Live(m) => Some(RegistryCommand::Claim {
+                    mapping_id,
+                    station_id: m.station_id,
+                    charge_point_ids: m.charge_point_ids.clone(),
+                    now: m.updated_at,
+                }),
+                MappingState::Deleted(m) => Some(RegistryCommand::Release { mapping_id, now: m.updated_at }),
+                MappingState::Absent => None,
+            };
+            if let Some(claim) = claim {
+                d.decide::<CpmsRegistry>(&registry_stream, claim)?;
             }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(CommandError::TooMuchContention(stream))
+            Ok(mapping_outcome(mapping_id, d.state::<CpmsMapping>(&stream)?, d.version(&stream)?))
+        },
+        Value::clone,
+    )
+    .await?;
+    Ok(ran.into())
 }
 
 async fn record_test_command(
@@ -254,9 +190,6 @@ pub async fn configure(
 ) -> Result<Executed, ConfigureError> {
     use secrecy::ExposeSecret;
 
-    if let Some(replayed) = replay(store, ctx).await? {
-        return Ok(replayed);
-    }
     let company = CompanyId(ctx.company_id);
     let adapter = change.adapter_type;
     let mut command = ConfigureAdapter {
@@ -276,60 +209,43 @@ pub async fn configure(
         }
     }
     let stream = CpmsConfig::stream_id(company);
-    for _ in 0..MAX_ATTEMPTS {
-        let loaded = load::<CpmsConfig>(store, &stream).await?;
-        let events = match CpmsConfig::decide(&loaded.state, command.clone()) {
-            Ok(events) => events,
-            Err(refusal) => return Ok(refused(store, ctx, refusal.into()).await?),
-        };
-        let version = loaded.version + events.len() as i64;
-        let state = events.iter().fold(loaded.state, CpmsConfig::evolve);
-        let outcome = config_outcome(&state, adapter);
-        let mut sealed = Vec::new();
-        for event in &events {
-            let domain::infrastructure::CpmsConfigEvent::AdapterConfigured(c) = event;
-            for name in &c.credentials_set {
-                // Every name set comes from a value of the change.
-                let value = change.credentials.get(name).and_then(Option::as_ref);
-                let value = value.ok_or(credentials::CredentialError::Seal)?;
-                sealed.push((name.clone(), Some(cipher.seal(ctx.company_id, adapter, name, value)?)));
-            }
-            sealed.extend(c.credentials_removed.iter().map(|n| (n.clone(), None)));
-        }
-        let write = StreamWrite {
-            stream_id: stream.clone(),
-            expected: ExpectedVersion::Exact(loaded.version),
-            prev_hash: loaded.last_hash,
-            events: events.iter().map(NewEvent::from_domain).collect(),
-            metadata: metadata(ctx),
-        };
-        let attempt = async {
-            let mut tx = store.begin().await?;
-            if let Some(record) = metadata_record(ctx, "cpms_config.configure", &outcome) {
-                tx.record_command(&record).await?;
-            }
-            let recorded = tx.append(&write).await?;
-            for (name, seal) in &sealed {
-                credentials::write(tx.conn(), ctx.company_id, adapter, name, seal.as_deref(), version).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, StoreError>(recorded)
-        };
-        match attempt.await {
-            Ok(recorded) => return Ok(Executed { outcome, events: recorded, replayed: false }),
-            // An order conflict restarts the whole transaction, like a conflict.
-            Err(
-                StoreError::Conflict { .. }
-                | StoreError::OrderConflict { .. }
-                | StoreError::Deadlock { .. }
-                | StoreError::DuplicateCommand(_),
-            ) => {
-                if let Some(replayed) = replay(store, ctx).await? {
-                    return Ok(replayed);
+    let company_id = ctx.company_id;
+    let ran = decision::run_as(
+        store,
+        ctx,
+        "cpms_config.configure",
+        vec![Stream::of::<CpmsConfig>(&stream)],
+        |d| {
+            let events = d.decide::<CpmsConfig>(&stream, command.clone())?;
+            let version = d.version(&stream)?;
+            let mut sealed = Vec::new();
+            for event in &events {
+                let domain::infrastructure::CpmsConfigEvent::AdapterConfigured(c) = event;
+                for name in &c.credentials_set {
+                    // Every name set comes from a value of the change.
+                    let value = change.credentials.get(name).and_then(Option::as_ref);
+                    let value = value.ok_or(credentials::CredentialError::Seal)?;
+                    let seal = cipher.seal(company_id, adapter, name, value)?;
+                    sealed.push((name.clone(), Some(seal)));
                 }
+                sealed.extend(c.credentials_removed.iter().map(|n| (n.clone(), None)));
             }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(CommandError::TooMuchContention(stream).into())
+            if !sealed.is_empty() {
+                d.also(Box::new(move |conn| {
+                    Box::pin(async move {
+                        for (name, seal) in &sealed {
+                            credentials::write(conn, company_id, adapter, name, seal.as_deref(), version)
+                                .await
+                                .map_err(StoreError::Database)?;
+                        }
+                        Ok(())
+                    })
+                }));
+            }
+            Ok::<_, ConfigureError>(config_outcome(d.state::<CpmsConfig>(&stream)?, adapter))
+        },
+        Value::clone,
+    )
+    .await?;
+    Ok(ran.into())
 }

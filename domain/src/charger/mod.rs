@@ -200,6 +200,7 @@ impl Charger {
 
 impl Aggregate for Charger {
     const CATEGORY: &'static str = "charger";
+    type Error = DomainError;
     type State = ChargerState;
     type Command = ChargerCommand;
     type Event = ChargerEvent;

@@ -101,6 +101,7 @@ impl CpmsConfig {
 
 impl Aggregate for CpmsConfig {
     const CATEGORY: &'static str = "cpms_config";
+    type Error = DomainError;
     type State = ConfigState;
     type Command = ConfigureAdapter;
     type Event = CpmsConfigEvent;

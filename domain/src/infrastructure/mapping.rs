@@ -154,6 +154,7 @@ impl CpmsMapping {
 
 impl Aggregate for CpmsMapping {
     const CATEGORY: &'static str = "cpms_mapping";
+    type Error = DomainError;
     type State = MappingState;
     type Command = MappingCommand;
     type Event = CpmsMappingEvent;

@@ -81,6 +81,7 @@ impl CpmsRegistry {
 
 impl Aggregate for CpmsRegistry {
     const CATEGORY: &'static str = "cpms_registry";
+    type Error = DomainError;
     type State = RegistryState;
     type Command = RegistryCommand;
     type Event = CpmsRegistryEvent;

@@ -298,6 +298,7 @@ fn cents(m: i64) -> Money {
 
 impl Aggregate for PaymentIntent {
     const CATEGORY: &'static str = "payment_intent";
+    type Error = DomainError;
     type State = IntentState;
     type Command = IntentCommand;
     type Event = PaymentIntentEvent;

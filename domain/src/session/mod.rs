@@ -177,6 +177,7 @@ impl ChargeSession {
 
 impl Aggregate for ChargeSession {
     const CATEGORY: &'static str = "charge_session";
+    type Error = DomainError;
     type State = SessionState;
     type Command = SessionCommand;
     type Event = SessionEvent;

@@ -320,6 +320,7 @@ impl Terminal {
 
 impl Aggregate for Terminal {
     const CATEGORY: &'static str = "terminal";
+    type Error = DomainError;
     type State = TerminalState;
     type Command = TerminalCommand;
     type Event = TerminalEvent;
