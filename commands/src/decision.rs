@@ -108,6 +108,12 @@ impl Stream {
         Self { id: id.into(), fold: no_state, known: Some((Box::new(()), version, hash)), new: false, metadata: None }
     }
 
+    /// A stream no aggregate folds that must not exist yet (a charger
+    /// command's): only [`Decision::record`] appends to it.
+    pub fn new_record(id: impl Into<String>) -> Self {
+        Self { id: id.into(), fold: no_state, known: None, new: true, metadata: None }
+    }
+
     /// Events appended to this stream carry `metadata` instead of the context's.
     #[must_use]
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
