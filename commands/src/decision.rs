@@ -395,7 +395,9 @@ pub async fn run_as<T, E: From<CommandError>>(
         };
         let stored = answer(&value);
         let writes = decision.writes(&metadata);
-        if writes.is_empty() && decision.side.is_empty() {
+        // Nothing to append: only a caller-given id is still recorded, so a
+        // repeat (or a concurrent duplicate) gets this answer, not another decision.
+        if writes.is_empty() && decision.side.is_empty() && !repeatable {
             return Ok(Ran::Decided { value, answer: stored, events: vec![] });
         }
         let record = CommandRecord {
