@@ -5,166 +5,43 @@
 //! connection, as OCPP requires) and records the answer, and the API returns
 //! that answer. 409 when the charger is offline (unless `deliverOnReconnect`,
 //! which queues it for the next connection: 202), 504 after the timeout.
+//!
+//! Handlers only: bodies and rendering are in `dto`, recording and waiting in
+//! `run`, and the OCPP payloads come from [`domain::charger::requests`].
 
-use std::time::Duration;
+mod dto;
+mod run;
 
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
     response::Response,
     Json,
 };
-use chrono::{SubsecRound, Utc};
-use commands::{
-    ocpp_commands::{self, CommandStatus},
-    Metadata,
+use chrono::Utc;
+use commands::ocpp_commands;
+use domain::{
+    charger::requests::{self, ChargerRequest},
+    terminal::OcppVersion,
+    FieldError, TerminalId,
 };
-use domain::{charger::command::OcppCommandRequested, terminal::OcppVersion, FieldError, TerminalId};
-use gateways::ocpp::schema;
+use dto::result;
+pub use dto::{ChargingProfileRequest, CommandRequest, CommandResult, RemoteStartRequest, RemoteStopRequest};
 use projections::ocpp::{ConnectorStatusView, TransactionView};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use utoipa::ToSchema;
+use run::{allowed_action, run_command, Call, Target};
 use uuid::Uuid;
 
-use super::{idempotent, Stored};
+use super::idempotent;
 use crate::{auth::Caller, error::ApiError, extract::JsonCommand, state::AppState};
 
-const CSMS_ACTIONS_16: &[&str] = &[
-    "RemoteStartTransaction",
-    "RemoteStopTransaction",
-    "Reset",
-    "ChangeAvailability",
-    "UnlockConnector",
-    "TriggerMessage",
-    "GetConfiguration",
-    "ChangeConfiguration",
-    "SetChargingProfile",
-    "ClearChargingProfile",
-    "GetCompositeSchedule",
-    "ClearCache",
-    "DataTransfer",
-];
-const CSMS_ACTIONS_201: &[&str] = &[
-    "RequestStartTransaction",
-    "RequestStopTransaction",
-    "Reset",
-    "ChangeAvailability",
-    "UnlockConnector",
-    "TriggerMessage",
-    "GetVariables",
-    "SetVariables",
-    "SetChargingProfile",
-    "ClearChargingProfile",
-    "GetCompositeSchedule",
-    "ClearCache",
-    "DataTransfer",
-];
-
-/// Any supported OCPP command, in the charger's own protocol.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CommandRequest {
-    /// OCPP action. 1.6: RemoteStartTransaction, RemoteStopTransaction, Reset, ChangeAvailability,
-    /// UnlockConnector, TriggerMessage, GetConfiguration, ChangeConfiguration, SetChargingProfile,
-    /// ClearChargingProfile, GetCompositeSchedule, ClearCache, DataTransfer. 2.0.1: RequestStartTransaction,
-    /// RequestStopTransaction, Reset, ChangeAvailability, UnlockConnector, TriggerMessage, GetVariables,
-    /// SetVariables, SetChargingProfile, ClearChargingProfile, GetCompositeSchedule, ClearCache, DataTransfer.
-    #[schema(example = "Reset")]
-    pub action: String,
-    /// The OCPP request payload; validated against the official schema of the charger's version.
-    #[schema(value_type = Object, example = json!({"type": "Soft"}))]
-    pub payload: Value,
-    /// When the charger is offline, keep the command and send it once when it reconnects (202).
-    #[serde(default)]
-    pub deliver_on_reconnect: bool,
-    /// How long to wait for the answer, in ms (default CHARGELEDGER_OCPP_CALL_TIMEOUT_MS).
-    pub timeout_ms: Option<i64>,
-}
-
-/// Start charging (1.6 RemoteStartTransaction, 2.0.1 RequestStartTransaction).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RemoteStartRequest {
-    /// Id tag / token to charge under.
-    pub id_tag: String,
-    /// 1.6 connector.
-    pub connector_id: Option<i64>,
-    /// 2.0.1 EVSE.
-    pub evse_id: Option<i64>,
-    /// Optional TxProfile charging profile, in the charger's protocol.
-    #[schema(value_type = Option<Object>)]
-    pub charging_profile: Option<Value>,
-    /// Queue for the next connection when offline.
-    #[serde(default)]
-    pub deliver_on_reconnect: bool,
-}
-
-/// Stop a transaction (1.6 RemoteStopTransaction, 2.0.1 RequestStopTransaction).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RemoteStopRequest {
-    /// Transaction id as the transactions endpoint shows it.
-    pub transaction_id: String,
-    /// Queue for the next connection when offline.
-    #[serde(default)]
-    pub deliver_on_reconnect: bool,
-}
-
-/// Install a charging profile (SetChargingProfile): TxDefaultProfile, TxProfile or
-/// ChargePointMaxProfile (2.0.1: ChargingStationMaxProfile), periods in A or W.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChargingProfileRequest {
-    /// 1.6 connector (0: the whole charger).
-    pub connector_id: Option<i64>,
-    /// 2.0.1 EVSE (0: the whole station).
-    pub evse_id: Option<i64>,
-    /// The profile, in the charger's protocol (1.6 csChargingProfiles, 2.0.1 chargingProfile).
-    #[schema(value_type = Object)]
-    pub charging_profile: Value,
-    /// Queue for the next connection when offline.
-    #[serde(default)]
-    pub deliver_on_reconnect: bool,
-}
-
-/// A command's outcome.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CommandResult {
-    /// The command (its stream is `ocpp_command-<commandId>`).
-    pub command_id: Uuid,
-    /// OCPP action.
-    pub action: String,
-    /// `queued`, `sent`, `answered` or `failed`.
-    pub status: String,
-    /// The charger's CALLRESULT payload, when answered.
-    #[schema(value_type = Option<Object>)]
-    pub response: Option<Value>,
-    /// Why it failed, when it did.
-    pub error: Option<String>,
-}
-
-/// The charger a command goes to.
-struct Target {
-    id: TerminalId,
-    version: OcppVersion,
-    connected: bool,
-}
-
-/// The OCPP call to make.
-struct Call {
-    action: &'static str,
-    payload: Value,
-    deliver_on_reconnect: bool,
-    timeout_ms: Option<i64>,
-}
-
+/// The terminal `id` of the caller's company as a command's target.
 async fn target(state: &AppState, caller: &Caller, id: &TerminalId) -> Result<Target, ApiError> {
     let (version, connected) = protocol_of(state, caller, id).await?;
     Ok(Target { id: id.clone(), version, connected })
 }
 
+/// The protocol terminal `id` speaks (the one it last connected with, else the
+/// registered one) and whether it is connected now; 404 for a terminal that is
+/// not the caller's company's.
 async fn protocol_of(state: &AppState, caller: &Caller, id: &TerminalId) -> Result<(OcppVersion, bool), ApiError> {
     let terminal =
         projections::terminals::get(&state.pool, caller.company_id, id.as_str(), state.config.terminal_online)
@@ -172,7 +49,7 @@ async fn protocol_of(state: &AppState, caller: &Caller, id: &TerminalId) -> Resu
             .ok_or_else(|| ApiError::NotFound("terminal not found".into()))?;
     let charger = projections::ocpp::charger(&state.pool, caller.company_id, id.as_str()).await?;
     let protocol = charger.as_ref().map_or(terminal.ocpp_version.as_str(), |c| c.protocol.as_str()).to_owned();
-    let version = if protocol == "2.0.1" { OcppVersion::V201 } else { OcppVersion::V16 };
+    let version = OcppVersion::from_protocol(&protocol);
     let connected = match &state.gateway {
         Some(gateway) if gateway.is_connected(id.as_str()) => true,
         _ => charger.is_some_and(|c| c.connected),
@@ -180,134 +57,7 @@ async fn protocol_of(state: &AppState, caller: &Caller, id: &TerminalId) -> Resu
     Ok((version, connected))
 }
 
-fn result(command_id: Uuid, action: &str, status: &CommandStatus) -> CommandResult {
-    let (name, response, error) = match status {
-        CommandStatus::Pending => ("queued", None, None),
-        CommandStatus::Sent => ("sent", None, None),
-        CommandStatus::Answered(r) => ("answered", Some(r.clone()), None),
-        CommandStatus::Failed(f) => {
-            let detail = [Some(f.reason.clone()), f.error_code.clone(), f.description.clone()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(": ");
-            ("failed", None, Some(detail))
-        }
-    };
-    CommandResult { command_id, action: action.into(), status: name.into(), response, error }
-}
-
-/// Records the command, waits for its fate, answers.
-async fn run_command(state: &AppState, caller: &Caller, target: &Target, call: Call) -> Result<Stored, ApiError> {
-    let Target { id, version, connected } = target;
-    let (version, connected) = (*version, *connected);
-    let Call { action, payload, deliver_on_reconnect, timeout_ms } = call;
-    let allowed = match version {
-        OcppVersion::V16 => CSMS_ACTIONS_16,
-        OcppVersion::V201 => CSMS_ACTIONS_201,
-    };
-    if !allowed.contains(&action) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "action",
-            format!("must be one of {}", allowed.join(", ")),
-        )]));
-    }
-    if let Err((_, problem)) = schema::validate(version, action, false, &payload) {
-        return Err(ApiError::Validation(vec![FieldError::new("payload", problem)]));
-    }
-    if !connected && !deliver_on_reconnect {
-        return Err(ApiError::Conflict(format!("{id} is offline; send deliverOnReconnect: true to queue the command")));
-    }
-    let timeout_ms = timeout_ms.unwrap_or(state.config.ocpp.call_timeout.as_millis() as i64);
-    if !(100..=600_000).contains(&timeout_ms) {
-        return Err(ApiError::Validation(vec![FieldError::new("timeoutMs", "must be between 100 and 600000")]));
-    }
-    let command_id = Uuid::now_v7();
-    let request = OcppCommandRequested {
-        command_id,
-        charge_point_id: id.to_string(),
-        action: action.into(),
-        payload,
-        deliver_on_reconnect,
-        timeout_ms,
-        requested_at: Utc::now().trunc_subsecs(6),
-    };
-    let metadata = Metadata {
-        company_id: Some(caller.company_id),
-        correlation_id: Uuid::now_v7(),
-        causation_id: None,
-        actor: caller.actor.clone(),
-        command_id: None,
-    };
-    let recorded = ocpp_commands::request(&state.store, metadata.clone(), request).await.map_err(ApiError::internal)?;
-    state.metrics.appended(std::slice::from_ref(&recorded));
-    let location = Some(format!("/v1/terminals/{id}/commands/{command_id}"));
-    if !connected {
-        let body = json!(result(command_id, action, &CommandStatus::Pending));
-        return Ok(Stored { status: StatusCode::ACCEPTED, location, body });
-    }
-    // Queue time plus the charger's answer time, then a little slack.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms as u64) * 2 + Duration::from_secs(1);
-    // Woken by appends (this process's and those other processes announce),
-    // not by polling; subscribed before the first read so no answer is missed.
-    let mut appended = state.store.subscribe();
-    loop {
-        let view = ocpp_commands::view(&state.store, command_id).await.map_err(ApiError::internal)?;
-        let Some(view) = view else { return Err(ApiError::internal("command stream vanished")) };
-        match &view.status {
-            CommandStatus::Answered(_) => {
-                return Ok(Stored {
-                    status: StatusCode::OK,
-                    location,
-                    body: json!(result(command_id, action, &view.status)),
-                })
-            }
-            CommandStatus::Failed(f) if f.reason == "timeout" => {
-                return Err(ApiError::GatewayTimeout(format!("{id} did not answer {action} in time")))
-            }
-            CommandStatus::Failed(f) => {
-                let r = result(command_id, action, &view.status);
-                return Err(ApiError::BadGateway(format!(
-                    "{id} did not carry out {action}: {}",
-                    r.error.unwrap_or_else(|| f.reason.clone())
-                )));
-            }
-            CommandStatus::Pending | CommandStatus::Sent if tokio::time::Instant::now() >= deadline => {
-                // Give up; if it was never sent, make sure it never will be.
-                if view.status == CommandStatus::Pending {
-                    let gave_up = ocpp_commands::fail(
-                        &state.store,
-                        command_id,
-                        view.version,
-                        metadata.clone(),
-                        "timeout",
-                        None,
-                        Some("not sent in time".into()),
-                    )
-                    .await
-                    .map_err(ApiError::internal)?;
-                    if !gave_up {
-                        continue;
-                    }
-                }
-                return Err(ApiError::GatewayTimeout(format!("{id} did not answer {action} in time")));
-            }
-            _ => {
-                // A re-check at least every second covers a missed announcement.
-                let recheck = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
-                tokio::select! {
-                    changed = appended.changed() => {
-                        if changed.is_err() {
-                            tokio::time::sleep_until(recheck).await;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(recheck) => {}
-                }
-            }
-        }
-    }
-}
-
+/// An id that cannot exist cannot be found.
 fn terminal_id(raw: &str) -> Result<TerminalId, ApiError> {
     TerminalId::parse(raw).map_err(|_| ApiError::NotFound("terminal not found".into()))
 }
@@ -328,19 +78,9 @@ pub async fn command(
     cmd: JsonCommand<CommandRequest>,
 ) -> Result<Response, ApiError> {
     issue(state, caller, id, cmd, |target, body| {
-        let allowed = match target.version {
-            OcppVersion::V16 => CSMS_ACTIONS_16,
-            OcppVersion::V201 => CSMS_ACTIONS_201,
-        };
-        let Some(action) = allowed.iter().copied().find(|a| *a == body.action) else {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "action",
-                format!("must be one of {}", allowed.join(", ")),
-            )]));
-        };
+        let action = allowed_action(target.version, &body.action)?;
         Ok(Call {
-            action,
-            payload: body.payload,
+            request: ChargerRequest { action, payload: body.payload },
             deliver_on_reconnect: body.deliver_on_reconnect,
             timeout_ms: body.timeout_ms,
         })
@@ -372,6 +112,15 @@ where
     .await
 }
 
+/// Where a request applies: 1.6 names a connector, 2.0.1 an EVSE, and each
+/// ignores the other's field.
+fn place(version: OcppVersion, connector_id: Option<i64>, evse_id: Option<i64>) -> Option<i64> {
+    match version {
+        OcppVersion::V16 => connector_id,
+        OcppVersion::V201 => evse_id,
+    }
+}
+
 /// Start charging on a connector (1.6) or EVSE (2.0.1).
 #[utoipa::path(post, path = "/v1/terminals/{id}/remote-start", tag = "Charger commands", request_body = RemoteStartRequest,
     params(("id" = String, Path, description = "Terminal id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
@@ -385,29 +134,15 @@ pub async fn remote_start(
     cmd: JsonCommand<RemoteStartRequest>,
 ) -> Result<Response, ApiError> {
     issue(state, caller, id, cmd, |target, body| {
-        let (action, mut payload) = match target.version {
-            OcppVersion::V16 => ("RemoteStartTransaction", json!({"idTag": body.id_tag})),
-            OcppVersion::V201 => (
-                "RequestStartTransaction",
-                json!({"idToken": {"idToken": body.id_tag, "type": "Central"}, "remoteStartId": remote_start_id()}),
-            ),
-        };
-        match (target.version, body.connector_id, body.evse_id) {
-            (OcppVersion::V16, Some(c), _) => payload["connectorId"] = json!(c),
-            (OcppVersion::V201, _, Some(e)) => payload["evseId"] = json!(e),
-            _ => {}
-        }
+        let connector = place(target.version, body.connector_id, body.evse_id);
+        let remote_start_id = requests::remote_start_id(Utc::now());
+        let mut request = requests::remote_start(target.version, connector, &body.id_tag, remote_start_id);
         if let Some(profile) = body.charging_profile {
-            payload["chargingProfile"] = profile;
+            request.payload["chargingProfile"] = profile;
         }
-        Ok(Call { action, payload, deliver_on_reconnect: body.deliver_on_reconnect, timeout_ms: None })
+        Ok(Call::new(request, body.deliver_on_reconnect))
     })
     .await
-}
-
-/// A remoteStartId for 2.0.1: positive, increasing, fits in an int32.
-fn remote_start_id() -> i64 {
-    (Utc::now().timestamp_millis() / 100) % i64::from(i32::MAX)
 }
 
 /// Stop a transaction.
@@ -423,19 +158,9 @@ pub async fn remote_stop(
     cmd: JsonCommand<RemoteStopRequest>,
 ) -> Result<Response, ApiError> {
     issue(state, caller, id, cmd, |target, body| {
-        let (action, payload) = match target.version {
-            OcppVersion::V16 => {
-                let tx: i64 = body.transaction_id.parse().map_err(|_| {
-                    ApiError::Validation(vec![FieldError::new(
-                        "transactionId",
-                        "an OCPP 1.6 transaction id is an integer",
-                    )])
-                })?;
-                ("RemoteStopTransaction", json!({"transactionId": tx}))
-            }
-            OcppVersion::V201 => ("RequestStopTransaction", json!({"transactionId": body.transaction_id})),
-        };
-        Ok(Call { action, payload, deliver_on_reconnect: body.deliver_on_reconnect, timeout_ms: None })
+        let request = requests::try_remote_stop(target.version, &body.transaction_id)
+            .map_err(|e| ApiError::Validation(vec![FieldError::new("transactionId", e.to_string())]))?;
+        Ok(Call::new(request, body.deliver_on_reconnect))
     })
     .await
 }
@@ -453,18 +178,9 @@ pub async fn charging_profile(
     cmd: JsonCommand<ChargingProfileRequest>,
 ) -> Result<Response, ApiError> {
     issue(state, caller, id, cmd, |target, body| {
-        let payload = match target.version {
-            OcppVersion::V16 => {
-                json!({"connectorId": body.connector_id.unwrap_or(0), "csChargingProfiles": body.charging_profile})
-            }
-            OcppVersion::V201 => json!({"evseId": body.evse_id.unwrap_or(0), "chargingProfile": body.charging_profile}),
-        };
-        Ok(Call {
-            action: "SetChargingProfile",
-            payload,
-            deliver_on_reconnect: body.deliver_on_reconnect,
-            timeout_ms: None,
-        })
+        let connector = place(target.version, body.connector_id, body.evse_id);
+        let request = requests::set_charging_profile(target.version, connector, body.charging_profile);
+        Ok(Call::new(request, body.deliver_on_reconnect))
     })
     .await
 }

@@ -1,194 +1,33 @@
 //! Payment intents (seed 002: create → authorize → capture / void), their
 //! list and history, refunds, wallets and the Pagar.me webhook.
+//!
+//! Handlers only: bodies and rendering are in `dto`, the webhook in
+//! `webhook`; decisions belong to [`commands::payments::Payments`].
+
+mod dto;
+mod webhook;
 
 use axum::{
-    body::Bytes,
     extract::{rejection::QueryRejection, Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::Response,
     Json,
 };
-use base64::{engine::general_purpose, Engine};
-use chrono::{DateTime, SubsecRound, Utc};
 use commands::payments::{Actor, AuthorizeInput, NewIntent};
 use domain::{
-    payment::{Customer, IntentState, IntentStatus, PaymentMethod, WebhookReceived},
+    payment::{Customer, IntentState, PaymentMethod},
     CompanyId, FieldError, Money,
 };
-use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use dto::{answer, view};
+pub use dto::{
+    history_event, AmountRequest, AuthorizeRequest, CreateIntentRequest, CustomerInput, HistoryEvent, IntentPage,
+    IntentView, LastError, ListParams, PixView, TopUpRequest, WalletView,
+};
 use uuid::Uuid;
+pub use webhook::{__path_pagarme_webhook, pagarme_webhook};
 
-use super::{idempotent, Stored};
+use super::idempotent;
 use crate::{auth::Caller, error::ApiError, extract::JsonCommand, state::AppState};
-
-/// The payer.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CustomerInput {
-    /// Your customer id (required for WALLET: whose balance).
-    pub customer_id: Option<String>,
-    /// Name.
-    pub name: Option<String>,
-    /// E-mail (receipts).
-    pub email: Option<String>,
-    /// CPF (check digits verified).
-    pub cpf: Option<String>,
-}
-
-/// Create a payment intent.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateIntentRequest {
-    /// Cents (5000 = R$ 50.00).
-    #[schema(example = 5000)]
-    pub amount: i64,
-    /// CREDIT_CARD, GOOGLE_PAY, APPLE_PAY, PIX, WALLET or VIP.
-    #[schema(value_type = String, example = "CREDIT_CARD")]
-    pub method: PaymentMethod,
-    /// The payer.
-    #[serde(default)]
-    pub customer: CustomerInput,
-    /// Free text.
-    pub description: Option<String>,
-}
-
-/// Authorize: the card token or wallet payload.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AuthorizeRequest {
-    /// CREDIT_CARD: the card token from Pagar.me's tokenization.
-    pub card_token: Option<String>,
-    /// GOOGLE_PAY / APPLE_PAY: the encrypted payload, passed to Pagar.me as is.
-    #[schema(value_type = Option<Object>)]
-    pub network_token: Option<Value>,
-}
-
-/// Capture or refund an amount (all by default).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AmountRequest {
-    /// Cents; at most `amountCapturable` (capture) or what is left to refund.
-    pub amount: Option<i64>,
-}
-
-/// Top up a wallet.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TopUpRequest {
-    /// Cents.
-    pub amount: i64,
-    /// CREDIT_CARD or PIX.
-    #[schema(value_type = String, example = "PIX")]
-    pub method: PaymentMethod,
-    /// CREDIT_CARD: card token.
-    pub card_token: Option<String>,
-}
-
-/// A PIX code to show the payer.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PixView {
-    /// Copy-and-paste code.
-    pub qr_code: String,
-    /// QR image URL.
-    pub qr_code_url: Option<String>,
-    /// Deadline.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Why the last operation failed.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LastError {
-    /// card_declined, insufficient_funds, gateway_rejected, gateway_error, …
-    pub code: String,
-    /// For people.
-    pub reason: String,
-    /// Acquirer return code.
-    pub decline_code: Option<String>,
-}
-
-/// A payment intent.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IntentView {
-    /// Id.
-    pub id: Uuid,
-    /// requires_authorization, processing, requires_capture, succeeded, canceled, failed, expired.
-    pub status: String,
-    /// Cents.
-    pub amount: i64,
-    /// Cents that can still be captured.
-    pub amount_capturable: i64,
-    /// Cents captured.
-    pub amount_captured: i64,
-    /// Cents released without capture.
-    pub amount_released: i64,
-    /// Cents refunded.
-    pub amount_refunded: i64,
-    /// BRL.
-    pub currency: String,
-    /// Method.
-    pub method: String,
-    /// The payer.
-    #[schema(value_type = Object)]
-    pub customer: Value,
-    /// Description.
-    pub description: Option<String>,
-    /// Gateway order.
-    pub order_id: Option<String>,
-    /// Gateway charge.
-    pub charge_id: Option<String>,
-    /// PIX code while it waits for payment.
-    pub pix: Option<PixView>,
-    /// VIP.
-    pub sponsored: bool,
-    /// Last failure.
-    pub last_error: Option<LastError>,
-    /// Wallet topped up by this intent.
-    pub top_up_wallet: Option<String>,
-    /// Created.
-    pub created_at: Option<DateTime<Utc>>,
-}
-
-fn c(m: Money) -> i64 {
-    m.to_cents().unwrap_or_default()
-}
-
-fn view(id: Uuid, s: &IntentState) -> IntentView {
-    let created = s.created.as_ref();
-    IntentView {
-        id,
-        status: s.status().as_str().into(),
-        amount: created.map_or(0, |c| c.amount),
-        amount_capturable: c(s.capturable),
-        amount_captured: c(s.captured),
-        amount_released: c(s.released),
-        amount_refunded: c(s.refunded),
-        currency: "BRL".into(),
-        method: created.map_or("", |c| c.method.as_str()).into(),
-        customer: created.map(|c| json!(c.customer)).unwrap_or_default(),
-        description: created.and_then(|c| c.description.clone()),
-        order_id: s.order_id.clone(),
-        charge_id: s.charge_id.clone(),
-        pix: s.pix.as_ref().filter(|_| s.status() == IntentStatus::Processing).map(|p| PixView {
-            qr_code: p.qr_code.clone(),
-            qr_code_url: p.qr_code_url.clone(),
-            expires_at: p.expires_at,
-        }),
-        sponsored: s.sponsored,
-        last_error: s.failure.as_ref().map(|f| LastError {
-            code: f.code.clone(),
-            reason: f.reason.clone(),
-            decline_code: f.decline_code.clone(),
-        }),
-        top_up_wallet: created.and_then(|c| c.top_up_wallet.clone()),
-        created_at: created.map(|c| c.created_at),
-    }
-}
 
 fn actor(caller: &Caller) -> Actor {
     Actor { company: CompanyId(caller.company_id), actor: caller.actor.clone(), correlation: Uuid::now_v7() }
@@ -211,27 +50,6 @@ fn no_vip(caller: &Caller, method: Option<PaymentMethod>) -> Result<(), ApiError
 
 fn intent_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("payment intent not found".into()))
-}
-
-/// The answer to an operation: 200 with the intent, 202 while its outcome is
-/// unknown, 402 with the intent when the payment was declined or failed.
-fn answer(id: Uuid, state: &IntentState, created: bool) -> Result<Stored, ApiError> {
-    let body = view(id, state);
-    if state.status() == IntentStatus::Failed {
-        let mut extensions = serde_json::Map::new();
-        extensions.insert("paymentIntent".into(), json!(body));
-        let detail =
-            body.last_error.as_ref().map_or("the payment failed".to_owned(), |e| format!("{}: {}", e.code, e.reason));
-        return Err(ApiError::PaymentDeclined { detail, extensions });
-    }
-    let status = if created {
-        StatusCode::CREATED
-    } else if state.status() == IntentStatus::Processing && state.pix.is_none() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok(Stored { status, location: Some(format!("/v1/payment-intents/{id}")), body: json!(body) })
 }
 
 fn amount(cents: Option<i64>) -> Result<Option<Money>, ApiError> {
@@ -364,30 +182,6 @@ operation!(
         .await
 );
 
-/// List filters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ListParams {
-    /// Only this status.
-    pub status: Option<String>,
-    /// Only this customer.
-    pub customer_id: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<i64>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// A page of intents.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IntentPage {
-    /// Newest first.
-    pub data: Vec<projections::payments::IntentSummary>,
-    /// For the next page.
-    pub next_cursor: Option<String>,
-}
-
 /// List payment intents (filters: status, customer; cursor pagination).
 #[utoipa::path(get, path = "/v1/payment-intents", tag = "Payments", params(ListParams),
     responses((status = 200, body = IntentPage), (status = 422, body = crate::error::Problem)),
@@ -413,31 +207,6 @@ pub async fn list(
     Ok(Json(IntentPage { data, next_cursor }))
 }
 
-/// One event of an intent's history.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryEvent {
-    /// Global position.
-    pub position: i64,
-    /// Version in the intent's stream.
-    pub version: i64,
-    /// Event type.
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// Schema version.
-    pub schema_version: i32,
-    /// Payload.
-    #[schema(value_type = Object)]
-    pub data: Value,
-    /// Who and why.
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    /// When.
-    pub recorded_at: DateTime<Utc>,
-    /// Hex SHA-256 chained to the previous event.
-    pub hash: String,
-}
-
 /// The full history of a payment intent, for auditors.
 #[utoipa::path(get, path = "/v1/payment-intents/{id}/events", tag = "Payments", params(("id" = Uuid, Path, description = "Intent id")),
     responses((status = 200, body = Vec<HistoryEvent>), (status = 404, body = crate::error::Problem)),
@@ -453,34 +222,6 @@ pub async fn events(
     }
     let history = state.payments.history(CompanyId(caller.company_id), id).await?;
     Ok(Json(history.into_iter().map(history_event).collect()))
-}
-
-/// An event as the history endpoints show it.
-pub fn history_event(e: commands::RecordedEvent) -> HistoryEvent {
-    HistoryEvent {
-        position: e.position,
-        version: e.stream_version,
-        event_type: e.event_type,
-        schema_version: e.schema_version,
-        data: e.payload,
-        metadata: e.metadata,
-        recorded_at: e.recorded_at,
-        hash: hex::encode(e.hash),
-    }
-}
-
-/// A wallet balance.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WalletView {
-    /// Customer.
-    pub customer_id: String,
-    /// Cents, held money included.
-    pub balance: i64,
-    /// Cents held by authorized intents.
-    pub held: i64,
-    /// Cents that can be held.
-    pub available: i64,
 }
 
 fn customer_id(raw: &str) -> Result<String, ApiError> {
@@ -528,96 +269,4 @@ pub async fn top_up(
         Ok(stored)
     })
     .await
-}
-
-/// Checks a webhook's credentials: Basic auth on the URL and/or an RS256
-/// signature of the raw body; with neither configured, webhooks are refused.
-fn authentic(state: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
-    let config = &state.config.payments;
-    let mut checked = false;
-    if let Some((user, password)) = &config.webhook_basic {
-        let expected =
-            format!("Basic {}", general_purpose::STANDARD.encode(format!("{user}:{}", password.expose_secret())));
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        // Compare digests: equal-length, and no early exit on the secret's bytes.
-        let key = state.config.jwt_secret.expose_secret().as_bytes();
-        let (a, b) =
-            (crate::extract::hmac_sha256(key, given.as_bytes()), crate::extract::hmac_sha256(key, expected.as_bytes()));
-        if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
-            return false;
-        }
-        checked = true;
-    }
-    if let Some(pem) = &config.webhook_public_keys_pem {
-        let Some(signature) = headers.get("x-webhook-asymmetric-signature").and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let raw = signature.trim().trim_start_matches("sha256=");
-        let Some(bytes) =
-            general_purpose::STANDARD.decode(raw).ok().or_else(|| general_purpose::URL_SAFE_NO_PAD.decode(raw).ok())
-        else {
-            return false;
-        };
-        let signature = general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let keys = pem.split_inclusive("-----END PUBLIC KEY-----").filter(|k| k.contains("BEGIN PUBLIC KEY"));
-        let ok = keys.filter_map(|k| jsonwebtoken::DecodingKey::from_rsa_pem(k.trim().as_bytes()).ok()).any(|key| {
-            jsonwebtoken::crypto::verify(&signature, body, &key, jsonwebtoken::Algorithm::RS256).unwrap_or(false)
-        });
-        if !ok {
-            return false;
-        }
-        checked = true;
-    }
-    checked
-}
-
-/// Pagar.me webhooks (`charge.paid`, `charge.refunded`, `charge.payment_failed`, …): authenticated,
-/// recorded once per hook id on the intent's stream, then acted on after re-fetching the charge.
-#[utoipa::path(post, path = "/v1/gateways/pagarme/webhooks", tag = "Payments", request_body(content = Object, description = "Pagar.me webhook"),
-    responses((status = 200, description = "Received"), (status = 401, body = crate::error::Problem), (status = 400, body = crate::error::Problem)))]
-pub async fn pagarme_webhook(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    if !authentic(&state, &headers, &body) {
-        return Err(ApiError::Unauthorized(
-            "the webhook's credentials or signature do not match the configuration".into(),
-        ));
-    }
-    let hook: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let hook_id = hook
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::BadRequest("a webhook has an id".into()))?
-        .to_owned();
-    let event_type =
-        hook.get("type").or_else(|| hook.get("event")).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let data = hook.get("data").cloned().unwrap_or_default();
-    // charge.* carry the charge; order.* carry the order with its charges.
-    let charge_id = if event_type.starts_with("order.") {
-        data.pointer("/charges/0/id").and_then(Value::as_str)
-    } else {
-        data.get("id").and_then(Value::as_str)
-    }
-    .map(str::to_owned);
-    let Some(charge) = charge_id else {
-        return Ok(Json(json!({"received": true, "matched": false})));
-    };
-    let found = state.payments.intent_of_charge(&charge).await.map_err(ApiError::internal)?;
-    let Some((id, company)) = found else {
-        tracing::warn!(%hook_id, %charge, "webhook for a charge we do not know");
-        return Ok(Json(json!({"received": true, "matched": false})));
-    };
-    let actor = Actor { company, actor: "gateway:pagarme".into(), correlation: Uuid::now_v7() };
-    let webhook = WebhookReceived {
-        hook_id,
-        event_type,
-        charge_id: Some(charge),
-        body: gateways::payments::redact(&hook),
-        at: Utc::now().trunc_subsecs(6),
-    };
-    let intent = state.payments.webhook(&actor, id, webhook).await?;
-    Ok(Json(json!({"received": true, "matched": true, "paymentIntent": id, "status": intent.status().as_str()})))
 }

@@ -12,6 +12,7 @@ pub mod command;
 mod decide;
 mod events;
 mod flood;
+pub mod requests;
 #[cfg(test)]
 mod tests;
 

@@ -29,6 +29,28 @@ pub enum OcppVersion {
     V201,
 }
 
+impl OcppVersion {
+    /// The version a protocol string names, as `charger.connected` events and the
+    /// read models record it (`"1.6"`, `"2.0.1"`). Anything but `"2.0.1"` is 1.6:
+    /// a charger that never said otherwise is assumed to speak the older protocol.
+    pub fn from_protocol(protocol: &str) -> Self {
+        if protocol == Self::V201.as_protocol() {
+            Self::V201
+        } else {
+            Self::V16
+        }
+    }
+
+    /// The protocol string of this version (`"1.6"` or `"2.0.1"`), the same text
+    /// its serde form and [`OcppVersion::from_protocol`] use.
+    pub fn as_protocol(self) -> &'static str {
+        match self {
+            Self::V16 => "1.6",
+            Self::V201 => "2.0.1",
+        }
+    }
+}
+
 /// Physical connector standard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ConnectorType {

@@ -1,8 +1,10 @@
 //! The Pagar.me V5 adapter: `/core/v5`, HTTP Basic with the secret key,
 //! `Idempotency-Key` on every write, orders with `capture: false` for
-//! pre-authorization, partial capture, cancel/refund by DELETE, PIX.
+//! pre-authorization, partial capture, cancel/refund by DELETE, PIX; wire types
+//! in [`transformers`], webhook verification and parsing in [`webhook`].
 
 pub mod transformers;
+pub mod webhook;
 
 use std::time::{Duration, Instant};
 
