@@ -12,7 +12,7 @@ use crate::{app, auth, config::Config};
 
 /// chargeledger: event-sourced e-mobility platform (OCPP, charge orchestration, payments).
 #[derive(Debug, Parser)]
-#[command(name = "chargeledger", version, after_long_help = crate::config::SETTINGS_HELP, after_help = "Run with --help for every setting.")]
+#[command(name = "chargeledger", version, after_long_help = crate::config::settings_help(), after_help = "Run with --help for every setting.")]
 pub struct Cli {
     /// TOML configuration file (also CHARGELEDGER_CONFIG).
     #[arg(long, global = true)]

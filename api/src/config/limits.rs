@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{env, parse, ConfigError, FileConfig};
+use super::Settings;
 
 /// Limits of the REST port.
 #[derive(Debug, Clone)]
@@ -29,62 +29,25 @@ pub struct LimitsConfig {
 }
 
 impl Default for LimitsConfig {
+    /// The settings table's defaults.
     fn default() -> Self {
-        Self {
-            rate_per_min: 600,
-            rate_burst: 120,
-            anon_rate_per_min: 120,
-            anon_burst: 60,
-            request_timeout: Duration::from_secs(90),
-            max_body_bytes: 256 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-            metrics_addr: None,
-        }
+        Self::from_settings(&Settings::defaults())
     }
 }
 
 impl LimitsConfig {
-    /// From the file and the environment (environment first).
-    pub(super) fn load(f: &FileConfig) -> Result<Self, ConfigError> {
-        let mut l = Self::default();
-        let u32_of = |name: &str, file: Option<u32>| -> Result<Option<u32>, ConfigError> {
-            Ok(parse::<u32>(name, env(name))?.or(file))
-        };
-        if let Some(v) = u32_of("CHARGELEDGER_RATE_LIMIT_PER_MIN", f.rate_limit_per_min)? {
-            l.rate_per_min = v;
+    /// The limits of `s`, with the bounds they always had.
+    pub(super) fn from_settings(s: &Settings) -> Self {
+        Self {
+            rate_per_min: s.rate_limit_per_min,
+            rate_burst: s.rate_limit_burst.max(1),
+            anon_rate_per_min: s.rate_limit_anon_per_min.max(1),
+            anon_burst: s.rate_limit_anon_burst.max(1),
+            request_timeout: Duration::from_millis(s.request_timeout_ms.max(10)),
+            max_body_bytes: usize::try_from(s.max_body_bytes.0).unwrap_or(usize::MAX),
+            header_read_timeout: Duration::from_millis(s.http_header_timeout_ms.max(10)),
+            idempotency_ttl: Duration::from_secs(s.idempotency_ttl_secs.max(1)),
+            metrics_addr: s.metrics_addr,
         }
-        if let Some(v) = u32_of("CHARGELEDGER_RATE_LIMIT_BURST", f.rate_limit_burst)? {
-            l.rate_burst = v.max(1);
-        }
-        if let Some(v) = u32_of("CHARGELEDGER_RATE_LIMIT_ANON_PER_MIN", f.rate_limit_anon_per_min)? {
-            l.anon_rate_per_min = v.max(1);
-        }
-        if let Some(v) = u32_of("CHARGELEDGER_RATE_LIMIT_ANON_BURST", f.rate_limit_anon_burst)? {
-            l.anon_burst = v.max(1);
-        }
-        let ms = |name: &str, file: Option<u64>| -> Result<Option<u64>, ConfigError> {
-            Ok(parse::<u64>(name, env(name))?.or(file))
-        };
-        if let Some(v) = ms("CHARGELEDGER_REQUEST_TIMEOUT_MS", f.request_timeout_ms)? {
-            l.request_timeout = Duration::from_millis(v.max(10));
-        }
-        if let Some(v) = ms("CHARGELEDGER_HTTP_HEADER_TIMEOUT_MS", f.http_header_timeout_ms)? {
-            l.header_read_timeout = Duration::from_millis(v.max(10));
-        }
-        if let Some(v) = ms("CHARGELEDGER_IDEMPOTENCY_TTL_SECS", f.idempotency_ttl_secs)? {
-            l.idempotency_ttl = Duration::from_secs(v.max(1));
-        }
-        if let Some(v) =
-            parse::<usize>("CHARGELEDGER_MAX_BODY_BYTES", env("CHARGELEDGER_MAX_BODY_BYTES"))?.or(f.max_body_bytes)
-        {
-            if v < 1024 {
-                return Err(ConfigError("CHARGELEDGER_MAX_BODY_BYTES must be at least 1024".into()));
-            }
-            l.max_body_bytes = v;
-        }
-        l.metrics_addr =
-            parse("CHARGELEDGER_METRICS_ADDR", env("CHARGELEDGER_METRICS_ADDR").or_else(|| f.metrics_addr.clone()))?;
-        Ok(l)
     }
 }
