@@ -219,6 +219,7 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
     let webhooks = commands::webhooks::Webhooks::new(
         store.clone(),
         webhook_sender.clone(),
+        Arc::new(projections::webhooks::ReadModelQueue::new(pool.clone())),
         config.webhooks.clone(),
         config.clock.clone(),
     );

@@ -191,7 +191,7 @@ async fn view_after(state: &AppState, company: Uuid, id: Uuid, position: i64) ->
         }
     }
     let s = state.webhooks.get(CompanyId(company), id).await?;
-    let now = Utc::now();
+    let now = state.webhooks.clock().now();
     Ok(SubscriptionView {
         id,
         url: s.url,

@@ -1,5 +1,8 @@
 //! The `webhooks` read model: subscriptions, deliveries and every attempt, for
-//! the API and for the delivery worker (what is due, head of line per stream).
+//! the API and for the delivery worker (what is due, head of line per stream:
+//! [`queue`]).
+
+pub mod queue;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,6 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use self::queue::ReadModelQueue;
 use crate::runtime::{ProjectionError, Projector};
 
 /// Name of the projector.
