@@ -5,7 +5,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use commands::{CommandError, StoreError};
-use domain::{DomainError, FieldError};
+use domain::{DomainError, FieldError, RefusalKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -160,13 +160,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refusal answers by its kind, whichever aggregate refused: the detail is
+/// the refusal's own text, so wording lives once, next to the rule.
 impl From<DomainError> for ApiError {
     fn from(value: DomainError) -> Self {
-        match value {
-            DomainError::Validation(fields) => Self::Validation(fields),
-            DomainError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            DomainError::AlreadyExists(detail) | DomainError::InvalidState(detail) => Self::Conflict(detail),
-            e @ DomainError::InsufficientFunds { .. } => Self::Conflict(e.to_string()),
+        match value.kind() {
+            RefusalKind::Validation(fields) => Self::Validation(fields.to_vec()),
+            RefusalKind::NotFound => Self::NotFound(value.to_string()),
+            RefusalKind::Conflict | RefusalKind::InsufficientFunds { .. } => Self::Conflict(value.to_string()),
         }
     }
 }

@@ -241,7 +241,7 @@ async fn a_refused_command_appends_nothing(pool: PgPool) {
         now: chrono::Utc::now(),
     });
     let err = terminals::handle(&store, &ctx(company, Some("k"), "x"), &id, command).await.unwrap_err();
-    assert!(matches!(err, CommandError::Domain(DomainError::NotFound(_))));
+    assert!(matches!(err, CommandError::Domain(DomainError::Terminal(domain::terminal::TerminalError::NotFound))));
     assert!(read_everything(&store).await.is_empty());
     assert!(store.find_command(company, "k").await.unwrap().is_none());
 }

@@ -1,9 +1,9 @@
 //! The chargeledger domain: aggregates, their events and commands, and value types.
 //!
 //! Everything here is pure and synchronous. Aggregates follow the decide/evolve
-//! shape: `decide(&State, Command) -> Result<Vec<Event>, DomainError>` looks at the
-//! current state and a command and answers with the events that happened (or a
-//! reason to refuse), and `evolve(State, &Event) -> State` folds one event into the
+//! shape: `decide(&State, Command) -> Result<Vec<Event>, Error>` looks at the
+//! current state and a command and answers with the events that happened (or
+//! the aggregate's own typed refusal, which converts into [`DomainError`]), and `evolve(State, &Event) -> State` folds one event into the
 //! state. Anything from the outside world (the clock, a hashed password, a gateway
 //! result) arrives inside the command, so these functions are deterministic and are
 //! tested as given / when / then without a runtime.
@@ -24,7 +24,7 @@ pub mod wallet;
 pub mod webhook;
 
 pub use aggregate::Aggregate;
-pub use error::{DomainError, FieldError};
+pub use error::{DomainError, FieldError, RefusalKind};
 pub use event::{DomainEvent, EventDecodeError};
 pub use ids::{CompanyId, TerminalId};
 pub use money::{Energy, Money};

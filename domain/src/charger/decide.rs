@@ -3,21 +3,20 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    ActiveTransaction, ChargerCommand, ChargerConnected, ChargerDisconnected, ChargerEvent, ChargerState,
+    ActiveTransaction, ChargerCommand, ChargerConnected, ChargerDisconnected, ChargerError, ChargerEvent, ChargerState,
     MeterAnomalyDetected, MeterSample, MeterValuesRecorded, SequenceGapDetected, TransactionEnded,
     TransactionEventKind, TransactionStarted, TransactionUpdated,
 };
-use crate::DomainError;
 
 /// Clock skew tolerated between charger and platform.
 const SKEW: Duration = Duration::minutes(5);
 
-pub(super) fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Vec<ChargerEvent>, DomainError> {
+pub(super) fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Vec<ChargerEvent>, ChargerError> {
     let mut out = Vec::new();
     match command {
         ChargerCommand::Connect { company_id, connection_id, protocol, gateway_id, at } => {
             if state.company_id.is_some_and(|c| c != company_id) {
-                return Err(DomainError::InvalidState("charger belongs to another company".into()));
+                return Err(ChargerError::OwnedByAnotherCompany);
             }
             out.push(ChargerEvent::Connected(ChargerConnected {
                 connection_id,

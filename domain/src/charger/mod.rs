@@ -23,7 +23,7 @@ pub use events::*;
 pub use flood::FrameRejectionsSummarized;
 use uuid::Uuid;
 
-use crate::{terminal::OcppVersion, Aggregate, CompanyId, DomainError, TerminalId};
+use crate::{error::RefusalKind, terminal::OcppVersion, Aggregate, CompanyId, TerminalId};
 
 /// A transaction in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,14 +199,33 @@ impl Charger {
     }
 }
 
+/// Why a charger refuses a command. Everything else a charger reports is
+/// recorded, anomalies included, so the only refusal is about ownership.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChargerError {
+    /// A connection for another company than the one the charger's history
+    /// belongs to (its id was registered again elsewhere).
+    #[error("charger belongs to another company")]
+    OwnedByAnotherCompany,
+}
+
+impl ChargerError {
+    /// How a transport should answer this refusal.
+    pub fn kind(&self) -> RefusalKind<'static> {
+        match self {
+            Self::OwnedByAnotherCompany => RefusalKind::Conflict,
+        }
+    }
+}
+
 impl Aggregate for Charger {
     const CATEGORY: &'static str = "charger";
-    type Error = DomainError;
+    type Error = ChargerError;
     type State = ChargerState;
     type Command = ChargerCommand;
     type Event = ChargerEvent;
 
-    fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Vec<ChargerEvent>, DomainError> {
+    fn decide(state: &ChargerState, command: ChargerCommand) -> Result<Vec<ChargerEvent>, ChargerError> {
         decide::decide(state, command)
     }
 

@@ -165,5 +165,7 @@ fn connections_belong_to_one_company_and_stale_disconnects_change_nothing() {
         gateway_id: Uuid::nil(),
         at: t0(),
     };
-    assert!(Charger::decide(&Charger::fold(h.iter()), other).is_err());
+    // Then another company's connection is refused for what it is.
+    let err = Charger::decide(&Charger::fold(h.iter()), other).unwrap_err();
+    assert!(matches!(err, ChargerError::OwnedByAnotherCompany), "{err:?}");
 }

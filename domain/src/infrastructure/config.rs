@@ -9,7 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use super::{AdapterConfigured, AdapterType, CpmsConfigEvent};
-use crate::{error::Validator, Aggregate, CompanyId, DomainError};
+use crate::{
+    error::{describe, RefusalKind, Validator},
+    Aggregate, CompanyId, FieldError,
+};
 
 /// Accepted request timeouts, ms.
 pub const TIMEOUT_MS: std::ops::RangeInclusive<i64> = 100..=120_000;
@@ -21,6 +24,23 @@ pub const MAX_TEST_MS: i64 = 120_000;
 pub const MAX_CREDENTIALS: usize = 16;
 /// Longest credential value, in bytes.
 pub const MAX_CREDENTIAL_BYTES: usize = 4096;
+
+/// A configuration's refusals: settings are either valid or not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Timeout, retries or credentials are invalid.
+    #[error("{}", describe(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+impl ConfigError {
+    /// How a transport should answer this refusal.
+    pub fn kind(&self) -> RefusalKind<'_> {
+        match self {
+            Self::Invalid(fields) => RefusalKind::Validation(fields),
+        }
+    }
+}
 
 /// One adapter's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,12 +121,12 @@ impl CpmsConfig {
 
 impl Aggregate for CpmsConfig {
     const CATEGORY: &'static str = "cpms_config";
-    type Error = DomainError;
+    type Error = ConfigError;
     type State = ConfigState;
     type Command = ConfigureAdapter;
     type Event = CpmsConfigEvent;
 
-    fn decide(state: &ConfigState, cmd: ConfigureAdapter) -> Result<Vec<CpmsConfigEvent>, DomainError> {
+    fn decide(state: &ConfigState, cmd: ConfigureAdapter) -> Result<Vec<CpmsConfigEvent>, ConfigError> {
         let current = state.settings(cmd.adapter_type);
         let timeout_ms = cmd.timeout_ms.unwrap_or(current.timeout_ms);
         let retries = cmd.retries.unwrap_or(current.retries);
@@ -149,7 +169,7 @@ impl Aggregate for CpmsConfig {
         after.extend(cmd.credentials_set.iter().cloned());
         after.retain(|n| !removed.contains(n));
         v.check(after.len() <= MAX_CREDENTIALS, "credentials", format!("at most {MAX_CREDENTIALS} per adapter"));
-        v.finish()?;
+        v.finish(ConfigError::Invalid)?;
         let unchanged = timeout_ms == current.timeout_ms
             && retries == current.retries
             && cmd.credentials_set.is_empty()

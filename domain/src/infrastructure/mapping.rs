@@ -13,12 +13,44 @@ use super::{
     AdapterType, ChargePointTest, CpmsMappingEvent, MappingCreated, MappingDeleted, MappingTested, MappingUpdated,
     TestOutcome,
 };
-use crate::{error::Validator, Aggregate, CompanyId, DomainError, TerminalId};
+use crate::{
+    error::{describe, RefusalKind, Validator},
+    Aggregate, CompanyId, FieldError, TerminalId,
+};
 
 /// Most charge points one mapping may list.
 pub const MAX_CHARGE_POINTS: usize = 64;
 /// Longest error text a test result may carry.
 pub const MAX_ERROR_TEXT: usize = 500;
+
+/// A mapping's refusals, one variant each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// The command's fields are invalid (station, charge points, test results).
+    #[error("{}", describe(.0))]
+    Invalid(Vec<FieldError>),
+    /// No such mapping, deleted, or another company's.
+    #[error("mapping not found")]
+    NotFound,
+    /// `Create` with the id of a mapping that exists (or existed).
+    #[error("mapping {0} already exists")]
+    AlreadyExists(Uuid),
+    /// A test report about charge points or an adapter the mapping no longer
+    /// has: it was updated while the adapter was testing.
+    #[error("the mapping changed while it was being tested; test it again")]
+    ChangedWhileTested,
+}
+
+impl MappingError {
+    /// How a transport should answer this refusal.
+    pub fn kind(&self) -> RefusalKind<'_> {
+        match self {
+            Self::Invalid(fields) => RefusalKind::Validation(fields),
+            Self::NotFound => RefusalKind::NotFound,
+            Self::AlreadyExists(_) | Self::ChangedWhileTested => RefusalKind::Conflict,
+        }
+    }
+}
 
 /// What the write side knows of a mapping.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,12 +186,12 @@ impl CpmsMapping {
 
 impl Aggregate for CpmsMapping {
     const CATEGORY: &'static str = "cpms_mapping";
-    type Error = DomainError;
+    type Error = MappingError;
     type State = MappingState;
     type Command = MappingCommand;
     type Event = CpmsMappingEvent;
 
-    fn decide(state: &MappingState, command: MappingCommand) -> Result<Vec<CpmsMappingEvent>, DomainError> {
+    fn decide(state: &MappingState, command: MappingCommand) -> Result<Vec<CpmsMappingEvent>, MappingError> {
         match command {
             MappingCommand::Create(cmd) => create(state, cmd),
             MappingCommand::Update(cmd) => update(owned(state, cmd.company_id)?, cmd),
@@ -204,8 +236,8 @@ impl Aggregate for CpmsMapping {
 }
 
 /// The live mapping, if the caller's company owns it; otherwise "not found".
-fn owned(state: &MappingState, company: CompanyId) -> Result<&Mapping, DomainError> {
-    state.live_for(company).ok_or(DomainError::NotFound("mapping"))
+fn owned(state: &MappingState, company: CompanyId) -> Result<&Mapping, MappingError> {
+    state.live_for(company).ok_or(MappingError::NotFound)
 }
 
 /// Checks a charge point list for an adapter: count, syntax, duplicates, reach.
@@ -237,13 +269,13 @@ fn check_charge_points(v: &mut Validator, adapter: AdapterType, ids: &[String], 
     }
 }
 
-fn create(state: &MappingState, cmd: CreateMapping) -> Result<Vec<CpmsMappingEvent>, DomainError> {
+fn create(state: &MappingState, cmd: CreateMapping) -> Result<Vec<CpmsMappingEvent>, MappingError> {
     let mut v = Validator::default();
     v.check(cmd.station_id > 0, "stationId", "must be a positive integer");
     check_charge_points(&mut v, cmd.adapter_type, &cmd.charge_point_ids, &cmd.foreign_charge_points);
-    v.finish()?;
+    v.finish(MappingError::Invalid)?;
     if !matches!(state, MappingState::Absent) {
-        return Err(DomainError::AlreadyExists(format!("mapping {} already exists", cmd.mapping_id)));
+        return Err(MappingError::AlreadyExists(cmd.mapping_id));
     }
     Ok(vec![CpmsMappingEvent::Created(MappingCreated {
         mapping_id: cmd.mapping_id,
@@ -255,7 +287,7 @@ fn create(state: &MappingState, cmd: CreateMapping) -> Result<Vec<CpmsMappingEve
     })])
 }
 
-fn update(mapping: &Mapping, cmd: UpdateMapping) -> Result<Vec<CpmsMappingEvent>, DomainError> {
+fn update(mapping: &Mapping, cmd: UpdateMapping) -> Result<Vec<CpmsMappingEvent>, MappingError> {
     let adapter_type = cmd.adapter_type.unwrap_or(mapping.adapter_type);
     let charge_point_ids = cmd.charge_point_ids.unwrap_or_else(|| mapping.charge_point_ids.clone());
     let mut v = Validator::default();
@@ -265,19 +297,19 @@ fn update(mapping: &Mapping, cmd: UpdateMapping) -> Result<Vec<CpmsMappingEvent>
         "a mapping's station cannot change: delete it and map the other station",
     );
     check_charge_points(&mut v, adapter_type, &charge_point_ids, &cmd.foreign_charge_points);
-    v.finish()?;
+    v.finish(MappingError::Invalid)?;
     if adapter_type == mapping.adapter_type && charge_point_ids == mapping.charge_point_ids {
         return Ok(vec![]);
     }
     Ok(vec![CpmsMappingEvent::Updated(MappingUpdated { adapter_type, charge_point_ids, updated_at: cmd.now })])
 }
 
-fn record_test(mapping: &Mapping, cmd: RecordTest) -> Result<Vec<CpmsMappingEvent>, DomainError> {
+fn record_test(mapping: &Mapping, cmd: RecordTest) -> Result<Vec<CpmsMappingEvent>, MappingError> {
     let tested: Vec<&str> = cmd.results.iter().map(|r| r.charge_point_id.as_str()).collect();
     let mapped: Vec<&str> = mapping.charge_point_ids.iter().map(String::as_str).collect();
     if cmd.adapter_type != mapping.adapter_type || tested != mapped {
         // A PATCH landed while the adapter was testing: this report is about the old mapping.
-        return Err(DomainError::InvalidState("the mapping changed while it was being tested; test it again".into()));
+        return Err(MappingError::ChangedWhileTested);
     }
     let mut v = Validator::default();
     v.check(cmd.started_at <= cmd.now, "startedAt", "is after the end of the test");
@@ -295,7 +327,7 @@ fn record_test(mapping: &Mapping, cmd: RecordTest) -> Result<Vec<CpmsMappingEven
             "is given exactly when the result is not ok",
         );
     }
-    v.finish()?;
+    v.finish(MappingError::Invalid)?;
     let distinct: BTreeSet<&str> = tested.iter().copied().collect();
     let ok = !cmd.results.is_empty()
         && distinct.len() == cmd.results.len()

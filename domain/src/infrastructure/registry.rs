@@ -12,7 +12,39 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{CpmsRegistryEvent, KeysClaimed, KeysReleased};
-use crate::{Aggregate, CompanyId, DomainError};
+use crate::{error::RefusalKind, Aggregate, CompanyId};
+
+/// A registry's refusals: a station or charge point another live mapping holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The station has another live mapping.
+    #[error("station {station_id} already has a live mapping ({holder})")]
+    StationTaken {
+        /// The station asked for.
+        station_id: i64,
+        /// The mapping holding it.
+        holder: Uuid,
+    },
+    /// The charge point is mapped by another live mapping.
+    #[error("charge point {charge_point_id} is already mapped to station {station_id} ({holder})")]
+    ChargePointTaken {
+        /// The charge point asked for.
+        charge_point_id: String,
+        /// The station it is mapped to.
+        station_id: i64,
+        /// The mapping holding it.
+        holder: Uuid,
+    },
+}
+
+impl RegistryError {
+    /// How a transport should answer this refusal.
+    pub fn kind(&self) -> RefusalKind<'static> {
+        match self {
+            Self::StationTaken { .. } | Self::ChargePointTaken { .. } => RefusalKind::Conflict,
+        }
+    }
+}
 
 /// What one mapping holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +113,12 @@ impl CpmsRegistry {
 
 impl Aggregate for CpmsRegistry {
     const CATEGORY: &'static str = "cpms_registry";
-    type Error = DomainError;
+    type Error = RegistryError;
     type State = RegistryState;
     type Command = RegistryCommand;
     type Event = CpmsRegistryEvent;
 
-    fn decide(state: &RegistryState, command: RegistryCommand) -> Result<Vec<CpmsRegistryEvent>, DomainError> {
+    fn decide(state: &RegistryState, command: RegistryCommand) -> Result<Vec<CpmsRegistryEvent>, RegistryError> {
         match command {
             RegistryCommand::Claim { mapping_id, station_id, charge_point_ids, now } => {
                 let wanted = Claim { station_id, charge_point_ids };
@@ -94,15 +126,15 @@ impl Aggregate for CpmsRegistry {
                     return Ok(vec![]);
                 }
                 if let Some(other) = state.station_holder(station_id).filter(|m| *m != mapping_id) {
-                    return Err(DomainError::AlreadyExists(format!(
-                        "station {station_id} already has a live mapping ({other})"
-                    )));
+                    return Err(RegistryError::StationTaken { station_id, holder: other });
                 }
                 for cp in &wanted.charge_point_ids {
                     if let Some((other, station)) = state.charge_point_holder(cp).filter(|(m, _)| *m != mapping_id) {
-                        return Err(DomainError::AlreadyExists(format!(
-                            "charge point {cp} is already mapped to station {station} ({other})"
-                        )));
+                        return Err(RegistryError::ChargePointTaken {
+                            charge_point_id: cp.clone(),
+                            station_id: station,
+                            holder: other,
+                        });
                     }
                 }
                 Ok(vec![CpmsRegistryEvent::Claimed(KeysClaimed {

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::{config::*, mapping::*, registry::*, *};
-use crate::{Aggregate, CompanyId, DomainError};
+use crate::{error::RefusalKind, Aggregate, CompanyId, DomainError};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).single().unwrap_or_default()
@@ -52,10 +52,15 @@ fn given(commands: Vec<MappingCommand>) -> MappingState {
     })
 }
 
-fn fields(result: Result<Vec<impl std::fmt::Debug>, DomainError>) -> Vec<String> {
-    match result {
-        Err(DomainError::Validation(errors)) => errors.into_iter().map(|e| e.field).collect(),
-        other => panic!("expected a validation error, got {other:?}"),
+/// The fields a validation refusal names, whichever aggregate refused.
+fn fields<E: Into<DomainError>>(result: Result<Vec<impl std::fmt::Debug>, E>) -> Vec<String> {
+    let refusal = match result {
+        Err(refusal) => refusal.into(),
+        Ok(events) => panic!("expected a validation error, got {events:?}"),
+    };
+    match refusal.kind() {
+        RefusalKind::Validation(errors) => errors.iter().map(|e| e.field.clone()).collect(),
+        _ => panic!("expected a validation error, got {refusal:?}"),
     }
 }
 
@@ -96,11 +101,8 @@ fn a_created_mapping_is_live_for_its_company_only() {
     let live = state.live_for(acme()).unwrap_or_else(|| panic!("not live"));
     assert_eq!((live.station_id, live.charge_point_ids.clone()), (7, ids(&["CP-1", "CP-2"])));
     assert!(state.live_for(other()).is_none());
-    assert_eq!(
-        CpmsMapping::decide(&state, update(other(), None, Some(&["CP-1"]))),
-        Err(DomainError::NotFound("mapping"))
-    );
-    assert!(matches!(CpmsMapping::decide(&state, create(8, &["CP-3"], &[])), Err(DomainError::AlreadyExists(_))));
+    assert_eq!(CpmsMapping::decide(&state, update(other(), None, Some(&["CP-1"]))), Err(MappingError::NotFound));
+    assert!(matches!(CpmsMapping::decide(&state, create(8, &["CP-3"], &[])), Err(MappingError::AlreadyExists(_))));
 }
 
 #[test]
@@ -121,7 +123,7 @@ fn a_deleted_mapping_is_not_found_and_keeps_its_history() {
     for command in
         [delete(), update(acme(), None, Some(&["CP-2"])), record(acme(), vec![result("CP-1", TestOutcome::Ok)])]
     {
-        assert_eq!(CpmsMapping::decide(&state, command), Err(DomainError::NotFound("mapping")));
+        assert_eq!(CpmsMapping::decide(&state, command), Err(MappingError::NotFound));
     }
 }
 
@@ -142,12 +144,12 @@ fn a_test_is_ok_only_when_every_charge_point_passed() {
 fn a_test_of_another_set_of_charge_points_is_refused() {
     let state = given(vec![create(7, &["CP-1", "CP-2"], &[])]);
     let stale = record(acme(), vec![result("CP-1", TestOutcome::Ok)]);
-    assert!(matches!(CpmsMapping::decide(&state, stale), Err(DomainError::InvalidState(_))));
+    assert!(matches!(CpmsMapping::decide(&state, stale), Err(MappingError::ChangedWhileTested)));
     let mut no_reason = result("CP-2", TestOutcome::Timeout);
     no_reason.error = None;
     let refused = CpmsMapping::decide(&state, record(acme(), vec![result("CP-1", TestOutcome::Ok), no_reason]));
     assert_eq!(fields(refused), ["results[1].error"]);
-    assert_eq!(CpmsMapping::decide(&state, record(other(), vec![])), Err(DomainError::NotFound("mapping")));
+    assert_eq!(CpmsMapping::decide(&state, record(other(), vec![])), Err(MappingError::NotFound));
 }
 
 fn claim(mapping: u128, station: i64, cps: &[&str]) -> RegistryCommand {
@@ -170,9 +172,16 @@ fn registry(commands: Vec<RegistryCommand>) -> RegistryState {
 fn a_station_and_a_charge_point_have_one_live_mapping() {
     let state = registry(vec![claim(1, 7, &["CP-1", "CP-2"])]);
     let station = CpmsRegistry::decide(&state, claim(2, 7, &["CP-3"]));
-    assert!(matches!(&station, Err(DomainError::AlreadyExists(m)) if m.contains("station 7")), "{station:?}");
+    assert!(matches!(&station, Err(RegistryError::StationTaken { station_id: 7, .. })), "{station:?}");
+    assert_eq!(
+        station.map_err(|e| e.to_string()),
+        Err(format!("station 7 already has a live mapping ({})", Uuid::from_u128(1)))
+    );
     let cp = CpmsRegistry::decide(&state, claim(2, 8, &["CP-2"]));
-    assert!(matches!(&cp, Err(DomainError::AlreadyExists(m)) if m.contains("CP-2")), "{cp:?}");
+    assert!(
+        matches!(&cp, Err(RegistryError::ChargePointTaken { charge_point_id, station_id: 7, .. }) if charge_point_id == "CP-2"),
+        "{cp:?}"
+    );
     assert_eq!(CpmsRegistry::decide(&state, claim(1, 7, &["CP-1", "CP-2"])), Ok(vec![]), "the same claim again");
     // A mapping may let go of a charge point, and another may then take it.
     let state = registry(vec![claim(1, 7, &["CP-1", "CP-2"]), claim(1, 7, &["CP-1"]), claim(2, 8, &["CP-2"])]);
@@ -210,7 +219,8 @@ fn adapter_settings_are_validated_and_merged() {
         fields(CpmsConfig::decide(&ConfigState::default(), bad)),
         ["timeoutMs", "retries", "credentials", "credentials.apiKey"]
     );
-    assert!(CpmsConfig::decide(&ConfigState::default(), configure(Some(120_001), None, &[], &[])).is_err());
+    let too_long = CpmsConfig::decide(&ConfigState::default(), configure(Some(120_001), None, &[], &[]));
+    assert!(matches!(&too_long, Err(ConfigError::Invalid(f)) if f[0].field == "timeoutMs"), "{too_long:?}");
 
     let events =
         CpmsConfig::decide(&ConfigState::default(), configure(Some(2000), Some(2), &["token", "user"], &["never-set"]))

@@ -2,12 +2,13 @@
 
 use rust_decimal::Decimal;
 
+use super::PaymentError;
 use super::{
     Authorized, Captured, Customer, Expired, IntentCommand, IntentCreated, IntentState, IntentStatus, Operation,
     OperationFailed, OperationRequested, OutcomeUnknown, PaymentIntentEvent as E, PaymentMethod, Refunded, Settlement,
     Voided,
 };
-use crate::{error::Validator, CompanyId, DomainError, Money};
+use crate::{error::Validator, CompanyId, FieldError, Money};
 
 /// Largest amount one intent may carry: R$ 100,000.00.
 const MAX_CENTS: i64 = 10_000_000;
@@ -67,29 +68,19 @@ fn check_customer(v: &mut Validator, customer: &Customer, method: PaymentMethod)
     }
 }
 
-fn owned(state: &IntentState, company: CompanyId) -> Result<&IntentCreated, DomainError> {
-    state.owned_by(company).ok_or(DomainError::NotFound("payment intent"))
+fn owned(state: &IntentState, company: CompanyId) -> Result<&IntentCreated, PaymentError> {
+    state.owned_by(company).ok_or(PaymentError::NotFound)
 }
 
-fn busy(state: &IntentState) -> DomainError {
-    let op = state.pending.as_ref().map_or("an operation", |p| match p.operation {
-        Operation::Authorize => "an authorization",
-        Operation::Capture => "a capture",
-        Operation::Void => "a void",
-        Operation::Refund => "a refund",
-    });
-    DomainError::InvalidState(format!("{op} is in progress; try again when it settles"))
+fn wrong_status(state: &IntentState, operation: Operation) -> PaymentError {
+    PaymentError::WrongStatus { operation, status: state.status() }
 }
 
-fn wrong_status(state: &IntentState, what: &str) -> DomainError {
-    DomainError::InvalidState(format!("cannot {what} a payment intent that is {}", state.status().as_str()))
-}
-
-pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<E>, DomainError> {
+pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<E>, PaymentError> {
     match command {
         IntentCommand::Create { intent_id, company_id, amount, method, customer, description, top_up_wallet, now } => {
             if state.created.is_some() {
-                return Err(DomainError::AlreadyExists("payment intent already exists".into()));
+                return Err(PaymentError::AlreadyExists);
             }
             let mut v = Validator::default();
             let cents = amount.to_cents();
@@ -109,7 +100,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                 "method",
                 "a wallet is topped up by CREDIT_CARD or PIX",
             );
-            v.finish()?;
+            v.finish(PaymentError::Invalid)?;
             Ok(vec![E::Created(IntentCreated {
                 intent_id,
                 company_id: company_id.as_uuid(),
@@ -130,13 +121,13 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
             };
             let pix_waiting =
                 state.pending.as_ref().is_some_and(|p| p.operation == Operation::Authorize) && state.pix.is_some();
-            if state.pending.is_some() && !(operation == Operation::Void && pix_waiting) {
-                return Err(busy(state));
+            if let Some(pending) = state.pending.as_ref().filter(|_| !(operation == Operation::Void && pix_waiting)) {
+                return Err(PaymentError::OperationInProgress { operation: pending.operation });
             }
             match operation {
                 Operation::Authorize => {
                     if state.status() != IntentStatus::RequiresAuthorization {
-                        return Err(wrong_status(state, "authorize"));
+                        return Err(wrong_status(state, Operation::Authorize));
                     }
                     let total = Money::from_cents(created.amount);
                     let mut events = vec![requested(total, key("authorize".into()))];
@@ -155,14 +146,14 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                 }
                 Operation::Capture => {
                     if state.status() != IntentStatus::RequiresCapture {
-                        return Err(wrong_status(state, "capture"));
+                        return Err(wrong_status(state, Operation::Capture));
                     }
                     let amount = amount.unwrap_or(state.capturable);
                     if amount.amount() <= Decimal::ZERO || amount > state.capturable || amount.amount().scale() > 2 {
-                        return Err(DomainError::field(
+                        return Err(PaymentError::Invalid(FieldError::only(
                             "amount",
                             format!("must be 1 to {} cents (amount_capturable)", c(state.capturable)),
-                        ));
+                        )));
                     }
                     Ok(vec![requested(amount, key("capture".into()))])
                 }
@@ -171,19 +162,19 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                     IntentStatus::RequiresCapture | IntentStatus::Processing => {
                         Ok(vec![requested(state.capturable, key("void".into()))])
                     }
-                    _ => Err(wrong_status(state, "void")),
+                    _ => Err(wrong_status(state, Operation::Void)),
                 },
                 Operation::Refund => {
                     if state.status() != IntentStatus::Succeeded {
-                        return Err(wrong_status(state, "refund"));
+                        return Err(wrong_status(state, Operation::Refund));
                     }
                     let left = sub(state.captured, sub(state.refunded, state.returned_at_capture));
                     let amount = amount.unwrap_or(left);
                     if amount.amount() <= Decimal::ZERO || amount > left || amount.amount().scale() > 2 {
-                        return Err(DomainError::field(
+                        return Err(PaymentError::Invalid(FieldError::only(
                             "amount",
                             format!("must be 1 to {} cents (captured and not refunded)", c(left)),
-                        ));
+                        )));
                     }
                     Ok(vec![requested(amount, key(format!("refund:{}", state.refunds + 1)))])
                 }
@@ -192,7 +183,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
         IntentCommand::Settle { company_id, operation, outcome, now } => {
             owned(state, company_id)?;
             let Some(pending) = state.pending.as_ref().filter(|p| p.operation == operation) else {
-                return Err(DomainError::InvalidState("no such operation in progress".into()));
+                return Err(PaymentError::NoOperationInProgress);
             };
             let events = match outcome {
                 Settlement::Unknown { reason } => {
@@ -206,7 +197,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                     if operation == Operation::Authorize =>
                 {
                     if amount_capturable.amount() <= Decimal::ZERO || amount_capturable > pending.amount {
-                        return Err(DomainError::InvalidState("authorized amount outside the intent's amount".into()));
+                        return Err(PaymentError::AuthorizedAmountOutOfRange);
                     }
                     vec![E::Authorized(Authorized {
                         amount_capturable: c(amount_capturable),
@@ -227,7 +218,7 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                         refunded.amount() == Decimal::ZERO
                     };
                     if amount != pending.amount || !consistent {
-                        return Err(DomainError::InvalidState("captured amounts do not match the request".into()));
+                        return Err(PaymentError::CaptureMismatch);
                     }
                     // Card: the rest of the hold is released. PIX: the rest was
                     // collected already and goes back as a refund instead.
@@ -248,14 +239,14 @@ pub(super) fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<
                 }
                 Settlement::Refunded { amount } if operation == Operation::Refund => {
                     if amount != pending.amount {
-                        return Err(DomainError::InvalidState("refunded amount does not match the request".into()));
+                        return Err(PaymentError::RefundMismatch);
                     }
                     vec![E::Refunded(Refunded { amount: c(amount), at_capture: false, at: now })]
                 }
                 Settlement::Expired if operation == Operation::Authorize && state.pix.is_some() => {
                     vec![E::Expired(Expired { at: now })]
                 }
-                _ => return Err(DomainError::InvalidState("that outcome does not settle this operation".into())),
+                _ => return Err(PaymentError::OutcomeMismatch),
             };
             Ok(events)
         }

@@ -8,6 +8,7 @@
 //! Invariant: captured + released + refunded ≤ authorized, refunded ≤ captured.
 
 mod decide;
+mod error;
 mod events;
 #[cfg(test)]
 mod tests;
@@ -17,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use decide::cpf_valid;
+pub use error::PaymentError;
 pub use events::*;
 
-use crate::{Aggregate, CompanyId, DomainError, Money};
+use crate::{Aggregate, CompanyId, Money};
 
 /// How the payer pays (seed 001 names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -298,12 +300,12 @@ fn cents(m: i64) -> Money {
 
 impl Aggregate for PaymentIntent {
     const CATEGORY: &'static str = "payment_intent";
-    type Error = DomainError;
+    type Error = PaymentError;
     type State = IntentState;
     type Command = IntentCommand;
     type Event = PaymentIntentEvent;
 
-    fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<PaymentIntentEvent>, DomainError> {
+    fn decide(state: &IntentState, command: IntentCommand) -> Result<Vec<PaymentIntentEvent>, PaymentError> {
         decide::decide(state, command)
     }
 

@@ -51,7 +51,7 @@ fn authorized(cents: i64) -> Settlement {
     }
 }
 
-fn run(state: &mut IntentState, command: IntentCommand) -> Result<Vec<PaymentIntentEvent>, DomainError> {
+fn run(state: &mut IntentState, command: IntentCommand) -> Result<Vec<PaymentIntentEvent>, PaymentError> {
     let events = PaymentIntent::decide(state, command)?;
     *state = events.iter().fold(std::mem::take(state), PaymentIntent::evolve);
     Ok(events)
@@ -194,7 +194,7 @@ fn invalid_creation_names_the_fields_and_other_companies_see_nothing() {
         top_up_wallet: None,
         now: now(),
     };
-    let Err(DomainError::Validation(fields)) = PaymentIntent::decide(&IntentState::default(), bad) else {
+    let Err(PaymentError::Invalid(fields)) = PaymentIntent::decide(&IntentState::default(), bad) else {
         panic!("expected validation")
     };
     let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
@@ -207,7 +207,57 @@ fn invalid_creation_names_the_fields_and_other_companies_see_nothing() {
         amount: None,
         now: now(),
     };
-    assert_eq!(PaymentIntent::decide(&s, other), Err(DomainError::NotFound("payment intent")));
+    assert_eq!(PaymentIntent::decide(&s, other), Err(PaymentError::NotFound));
+}
+
+/// Given an intent whose authorization was requested and settled.
+fn authorized_intent() -> IntentState {
+    let mut s = IntentState::default();
+    for command in [
+        create(PaymentMethod::CreditCard, 5000),
+        request(Operation::Authorize, None),
+        settle(Operation::Authorize, authorized(5000)),
+    ] {
+        run(&mut s, command).unwrap_or_default();
+    }
+    s
+}
+
+#[test]
+fn settling_an_operation_that_was_settled_meanwhile_is_refused_as_no_operation_in_progress() {
+    let s = authorized_intent();
+    let err = PaymentIntent::decide(&s, settle(Operation::Authorize, authorized(5000))).unwrap_err();
+    assert!(matches!(err, PaymentError::NoOperationInProgress), "{err:?}");
+    assert_eq!(err.to_string(), "no such operation in progress");
+}
+
+#[test]
+fn a_second_operation_while_one_is_in_flight_is_refused_naming_it() {
+    let mut s = authorized_intent();
+    run(&mut s, request(Operation::Capture, Some(1000))).unwrap_or_default();
+    let err = PaymentIntent::decide(&s, request(Operation::Refund, None)).unwrap_err();
+    assert!(matches!(err, PaymentError::OperationInProgress { operation: Operation::Capture }), "{err:?}");
+    assert_eq!(err.to_string(), "a capture is in progress; try again when it settles");
+}
+
+#[test]
+fn an_operation_the_status_does_not_allow_is_refused_with_the_status() {
+    let s = authorized_intent();
+    let err = PaymentIntent::decide(&s, request(Operation::Refund, None)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PaymentError::WrongStatus { operation: Operation::Refund, status: IntentStatus::RequiresCapture }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "cannot refund a payment intent that is requires_capture");
+    let wrong_outcome = settle(Operation::Authorize, Settlement::Voided);
+    let mut pending = authorized_intent();
+    run(&mut pending, request(Operation::Void, None)).unwrap_or_default();
+    assert!(matches!(PaymentIntent::decide(&pending, wrong_outcome), Err(PaymentError::NoOperationInProgress)));
+    let mismatch = settle(Operation::Void, Settlement::Refunded { amount: Money::from_cents(1) });
+    assert!(matches!(PaymentIntent::decide(&pending, mismatch), Err(PaymentError::OutcomeMismatch)));
 }
 
 #[test]

@@ -6,16 +6,18 @@
 //! released → receipt. Queues (settlement, refunds, receipts) keep their
 //! attempts here, so a restart loses nothing and an auditor sees every try.
 
+mod error;
 mod events;
 #[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
+pub use error::SessionError;
 pub use events::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::{Aggregate, DomainError, Money};
+use crate::{Aggregate, Money};
 
 /// Where a session stands (the seed's vocabulary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -177,20 +179,20 @@ impl ChargeSession {
 
 impl Aggregate for ChargeSession {
     const CATEGORY: &'static str = "charge_session";
-    type Error = DomainError;
+    type Error = SessionError;
     type State = SessionState;
     type Command = SessionCommand;
     type Event = SessionEvent;
 
-    fn decide(s: &SessionState, command: SessionCommand) -> Result<Vec<SessionEvent>, DomainError> {
+    fn decide(s: &SessionState, command: SessionCommand) -> Result<Vec<SessionEvent>, SessionError> {
         use SessionCommand as C;
         use SessionEvent as E;
         use SessionStatus as S;
-        let started = || s.started.as_ref().ok_or(DomainError::NotFound("charge session"));
+        let started = || s.started.as_ref().ok_or(SessionError::NotFound);
         Ok(match command {
             C::Start(start) => {
                 if s.started.is_some() {
-                    return Err(DomainError::AlreadyExists("charge session already started".into()));
+                    return Err(SessionError::AlreadyStarted);
                 }
                 let mut v = crate::error::Validator::default();
                 v.check(
@@ -215,7 +217,7 @@ impl Aggregate for ChargeSession {
                     "charger.fixed_connection_cost",
                     "must be between 0 and 1000 reais",
                 );
-                v.finish()?;
+                v.finish(SessionError::Invalid)?;
                 vec![E::Started(start)]
             }
             C::PaymentAuthorized { amount, at } => match s.status {

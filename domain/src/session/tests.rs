@@ -134,7 +134,7 @@ fn invalid_starts_name_the_fields() {
     bad.email = "nope".into();
     bad.cpf = Some("12345678900".into());
     bad.tariff.price_per_kwh = Decimal::new(-1, 0);
-    let Err(DomainError::Validation(fields)) =
+    let Err(SessionError::Invalid(fields)) =
         ChargeSession::decide(&SessionState::default(), SessionCommand::Start(bad))
     else {
         panic!()
@@ -143,4 +143,21 @@ fn invalid_starts_name_the_fields() {
         fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(),
         ["amount", "email", "cpf", "charger.price"]
     );
+}
+
+#[test]
+fn a_session_starts_once_and_unknown_sessions_are_not_found() {
+    // Given a started session, when it is started again, then it is refused.
+    let mut s = SessionState::default();
+    run(&mut s, SessionCommand::Start(start()));
+    let again = ChargeSession::decide(&s, SessionCommand::Start(start())).unwrap_err();
+    assert!(matches!(again, SessionError::AlreadyStarted), "{again:?}");
+    assert_eq!(again.to_string(), "charge session already started");
+    // Given no session, when a refund is asked, then there is no such session.
+    let refund = SessionCommand::RequestRefund(Amount { amount: 100, reason: None, at: at() });
+    let missing = ChargeSession::decide(&SessionState::default(), refund).unwrap_err();
+    assert!(matches!(missing, SessionError::NotFound), "{missing:?}");
+    assert_eq!(missing.to_string(), "charge session not found");
+    let wrong = SessionError::NotInState { status: SessionStatus::Canceled };
+    assert_eq!(wrong.to_string(), "the session is CANCELED");
 }

@@ -2,28 +2,27 @@
 
 use chrono::Duration;
 
+use super::TerminalError;
 use super::{
     ChangeStatus, ChargerCredentialsSet, HealthKind, RegisterTerminal, RegisteredTerminal, ReportHealth,
     SetChargerCredentials, Severity, StatusSource, TerminalCommand, TerminalEvent, TerminalHealthReported,
     TerminalRegistered, TerminalState, TerminalStatus, TerminalStatusChanged,
 };
-use crate::{error::Validator, CompanyId, DomainError};
+use crate::{error::Validator, CompanyId};
 
 /// How far in the future a reported timestamp may be (clock skew allowance).
 const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 const MAX_CONNECTORS: usize = 32;
 const MAX_POWER_W: u32 = 3_750_000;
 
-pub(super) fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, DomainError> {
+pub(super) fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, TerminalError> {
     match command {
         TerminalCommand::Register(cmd) => register(state, cmd),
         TerminalCommand::AutoRegister(cmd) => match state {
             // Registered meanwhile (by an operator or a concurrent connection):
             // refused, so the handshake fails closed instead of admitting the
             // charger into a company that may not be its own.
-            TerminalState::Registered(_) => {
-                Err(DomainError::AlreadyExists(format!("terminal {} is already registered", cmd.terminal_id)))
-            }
+            TerminalState::Registered(_) => Err(TerminalError::AlreadyRegistered(cmd.terminal_id)),
             TerminalState::Unregistered => Ok(vec![TerminalEvent::Registered(TerminalRegistered {
                 terminal_id: cmd.terminal_id,
                 company_id: cmd.company_id,
@@ -74,11 +73,11 @@ fn profile(v: &mut Validator, field: &str, has_password: bool, asked: Option<u8>
 fn set_credentials(
     terminal: &RegisteredTerminal,
     cmd: SetChargerCredentials,
-) -> Result<Vec<TerminalEvent>, DomainError> {
+) -> Result<Vec<TerminalEvent>, TerminalError> {
     let mut v = Validator::default();
     let security_profile =
         profile(&mut v, "password", cmd.password_hash.is_some(), cmd.security_profile, terminal.security_profile);
-    v.finish()?;
+    v.finish(TerminalError::Invalid)?;
     Ok(vec![TerminalEvent::CredentialsSet(ChargerCredentialsSet {
         security_profile,
         password_hash: cmd.password_hash,
@@ -87,10 +86,10 @@ fn set_credentials(
 }
 
 /// The registered terminal, if the caller's company owns it; otherwise "not found".
-fn owned(state: &TerminalState, company: CompanyId) -> Result<&RegisteredTerminal, DomainError> {
+fn owned(state: &TerminalState, company: CompanyId) -> Result<&RegisteredTerminal, TerminalError> {
     match state {
         TerminalState::Registered(t) if t.company_id() == company => Ok(t),
-        _ => Err(DomainError::NotFound("terminal")),
+        _ => Err(TerminalError::NotFound),
     }
 }
 
@@ -106,7 +105,7 @@ fn earliest() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default() // 2000-01-01
 }
 
-fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<TerminalEvent>, DomainError> {
+fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<TerminalEvent>, TerminalError> {
     let mut v = Validator::default();
     v.check(cmd.station_id > 0, "stationId", "must be a positive integer");
     v.check(text_ok(&cmd.vendor, 50), "vendor", "must be 1 to 50 characters");
@@ -130,10 +129,10 @@ fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<Terminal
         );
     }
     let security_profile = profile(&mut v, "chargerPassword", cmd.password_hash.is_some(), cmd.security_profile, 1);
-    v.finish()?;
+    v.finish(TerminalError::Invalid)?;
     if !matches!(state, TerminalState::Unregistered) {
         // Said the same way whoever owns it: ids are global, ownership is private.
-        return Err(DomainError::AlreadyExists(format!("terminal {} is already registered", cmd.terminal_id)));
+        return Err(TerminalError::AlreadyRegistered(cmd.terminal_id));
     }
     let mut connectors = cmd.connectors;
     connectors.sort_by_key(|c| c.id);
@@ -159,7 +158,7 @@ fn register(state: &TerminalState, cmd: RegisterTerminal) -> Result<Vec<Terminal
     Ok(events)
 }
 
-fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec<TerminalEvent>, DomainError> {
+fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec<TerminalEvent>, TerminalError> {
     let mut v = Validator::default();
     v.check(cmd.occurred_at <= cmd.now + MAX_CLOCK_SKEW, "timestamp", "is more than 5 minutes in the future");
     v.check(cmd.occurred_at >= earliest(), "timestamp", "is before the year 2000");
@@ -170,7 +169,7 @@ fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec
         "severity",
         "a heartbeat has severity info",
     );
-    v.finish()?;
+    v.finish(TerminalError::Invalid)?;
 
     let mut events = vec![TerminalEvent::HealthReported(TerminalHealthReported {
         kind: cmd.kind,
@@ -200,7 +199,7 @@ fn report_health(terminal: &RegisteredTerminal, cmd: ReportHealth) -> Result<Vec
     Ok(events)
 }
 
-fn change_status(terminal: &RegisteredTerminal, cmd: ChangeStatus) -> Result<Vec<TerminalEvent>, DomainError> {
+fn change_status(terminal: &RegisteredTerminal, cmd: ChangeStatus) -> Result<Vec<TerminalEvent>, TerminalError> {
     let mut v = Validator::default();
     v.check(
         cmd.status.operator_settable(),
@@ -211,7 +210,7 @@ fn change_status(terminal: &RegisteredTerminal, cmd: ChangeStatus) -> Result<Vec
         ),
     );
     v.check(cmd.reason.as_deref().is_none_or(|r| text_ok(r, 500)), "reason", "must be 1 to 500 characters");
-    v.finish()?;
+    v.finish(TerminalError::Invalid)?;
     if terminal.status == cmd.status && terminal.status_reason == cmd.reason {
         return Ok(vec![]);
     }

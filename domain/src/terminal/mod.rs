@@ -4,6 +4,7 @@
 //! command must come from that company or it is answered as "not found".
 
 mod decide;
+mod error;
 mod events;
 #[cfg(test)]
 mod tests;
@@ -12,11 +13,12 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use error::TerminalError;
 pub use events::{
     ChargerCredentialsSet, TerminalEvent, TerminalHealthReported, TerminalRegistered, TerminalStatusChanged,
 };
 
-use crate::{Aggregate, CompanyId, DomainError, TerminalId};
+use crate::{Aggregate, CompanyId, TerminalId};
 
 /// OCPP protocol version a terminal speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -342,12 +344,12 @@ impl Terminal {
 
 impl Aggregate for Terminal {
     const CATEGORY: &'static str = "terminal";
-    type Error = DomainError;
+    type Error = TerminalError;
     type State = TerminalState;
     type Command = TerminalCommand;
     type Event = TerminalEvent;
 
-    fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, DomainError> {
+    fn decide(state: &TerminalState, command: TerminalCommand) -> Result<Vec<TerminalEvent>, TerminalError> {
         decide::decide(state, command)
     }
 

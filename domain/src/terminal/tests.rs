@@ -81,8 +81,9 @@ fn registering_twice_is_refused_for_any_company() {
     let state = given(&registered());
     let mut cmd = register_cmd();
     cmd.company_id = other();
-    let err = Terminal::decide(&state, TerminalCommand::Register(cmd));
-    assert!(matches!(err, Err(DomainError::AlreadyExists(_))), "{err:?}");
+    let err = Terminal::decide(&state, TerminalCommand::Register(cmd)).unwrap_err();
+    assert!(matches!(&err, TerminalError::AlreadyRegistered(id) if id.as_str() == "EVSE-001"), "{err:?}");
+    assert_eq!(err.to_string(), "terminal EVSE-001 is already registered");
 }
 
 #[test]
@@ -94,7 +95,7 @@ fn invalid_registration_names_every_bad_field() {
         Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 0 },
         Connector { id: 1, connector_type: ConnectorType::CCS2, max_power_w: 1 },
     ];
-    let Err(DomainError::Validation(fields)) =
+    let Err(TerminalError::Invalid(fields)) =
         Terminal::decide(&TerminalState::default(), TerminalCommand::Register(cmd))
     else {
         panic!("expected validation error")
@@ -160,23 +161,20 @@ fn future_timestamps_are_refused() {
         occurred_at: now() + Duration::minutes(6),
         now: now(),
     });
-    assert!(matches!(Terminal::decide(&given(&registered()), cmd), Err(DomainError::Validation(_))));
+    assert!(matches!(Terminal::decide(&given(&registered()), cmd), Err(TerminalError::Invalid(_))));
 }
 
 #[test]
 fn another_company_sees_not_found() {
     let state = given(&registered());
-    assert_eq!(
-        Terminal::decide(&state, status(TerminalStatus::Unavailable, other())),
-        Err(DomainError::NotFound("terminal"))
-    );
+    assert_eq!(Terminal::decide(&state, status(TerminalStatus::Unavailable, other())), Err(TerminalError::NotFound));
     assert_eq!(
         Terminal::decide(&state, health(HealthKind::Heartbeat, Severity::Info, other())),
-        Err(DomainError::NotFound("terminal"))
+        Err(TerminalError::NotFound)
     );
     assert_eq!(
         Terminal::decide(&TerminalState::default(), status(TerminalStatus::Available, acme())),
-        Err(DomainError::NotFound("terminal"))
+        Err(TerminalError::NotFound)
     );
 }
 
@@ -185,7 +183,7 @@ fn operators_set_only_service_statuses_and_repeats_change_nothing() {
     let mut history = registered();
     assert!(matches!(
         Terminal::decide(&given(&history), status(TerminalStatus::Charging, acme())),
-        Err(DomainError::Validation(_))
+        Err(TerminalError::Invalid(_))
     ));
     let events = Terminal::decide(&given(&history), status(TerminalStatus::Available, acme())).unwrap_or_default();
     assert_eq!(events.len(), 1);
@@ -213,9 +211,9 @@ fn credentials(hash: Option<&str>, profile: Option<u8>, company: CompanyId) -> T
     })
 }
 
-fn field_errors(result: Result<Vec<TerminalEvent>, DomainError>) -> Vec<String> {
+fn field_errors(result: Result<Vec<TerminalEvent>, TerminalError>) -> Vec<String> {
     match result {
-        Err(DomainError::Validation(fields)) => fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect(),
+        Err(TerminalError::Invalid(fields)) => fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect(),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -286,15 +284,12 @@ fn rotating_replaces_the_hash_and_keeps_the_profile() {
 #[test]
 fn another_company_cannot_rotate_and_auto_registration_never_takes_a_registered_id() {
     let state = given(&registered());
-    assert_eq!(
-        Terminal::decide(&state, credentials(Some("$argon2id$x"), None, other())),
-        Err(DomainError::NotFound("terminal"))
-    );
+    assert_eq!(Terminal::decide(&state, credentials(Some("$argon2id$x"), None, other())), Err(TerminalError::NotFound));
     let auto = TerminalCommand::AutoRegister(AutoRegisterTerminal {
         company_id: other(),
         terminal_id: TerminalId::parse("EVSE-001").unwrap_or_else(|e| panic!("{e}")),
         ocpp_version: OcppVersion::V16,
         now: now(),
     });
-    assert!(matches!(Terminal::decide(&state, auto), Err(DomainError::AlreadyExists(_))));
+    assert!(matches!(Terminal::decide(&state, auto), Err(TerminalError::AlreadyRegistered(_))));
 }

@@ -3,7 +3,11 @@
 //! payment intents; capture debits, release frees. A refund of a top-up debits
 //! what it gives back (reversed if the gateway refuses the refund). The balance
 //! never goes negative: a hold or debit larger than what is available is
-//! refused with [`DomainError::InsufficientFunds`].
+//! refused with [`WalletError::InsufficientFunds`].
+
+mod error;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -12,7 +16,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Aggregate, CompanyId, DomainError, DomainEvent};
+pub use error::WalletError;
+
+use crate::{Aggregate, CompanyId, DomainEvent, FieldError};
 
 /// Events of a wallet. Amounts in cents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -195,16 +201,16 @@ impl Wallet {
 
 impl Aggregate for Wallet {
     const CATEGORY: &'static str = "wallet";
-    type Error = DomainError;
+    type Error = WalletError;
     type State = WalletState;
     type Command = WalletCommand;
     type Event = WalletEvent;
 
-    fn decide(state: &WalletState, command: WalletCommand) -> Result<Vec<WalletEvent>, DomainError> {
+    fn decide(state: &WalletState, command: WalletCommand) -> Result<Vec<WalletEvent>, WalletError> {
         match command {
             WalletCommand::Credit { company_id, customer_id, amount, source_intent_id, at } => {
                 if amount <= 0 {
-                    return Err(DomainError::field("amount", "must be positive"));
+                    return Err(WalletError::Invalid(FieldError::only("amount", "must be positive")));
                 }
                 Ok(vec![WalletEvent::Credited(WalletCredited {
                     company_id: company_id.as_uuid(),
@@ -216,18 +222,17 @@ impl Aggregate for Wallet {
             }
             WalletCommand::Hold { intent_id, amount, at } => {
                 if amount <= 0 || state.holds.contains_key(&intent_id) {
-                    return Err(DomainError::InvalidState("this intent already holds money in the wallet".into()));
+                    return Err(WalletError::AlreadyHeld);
                 }
                 if amount > state.available() {
-                    return Err(DomainError::InsufficientFunds { available: state.available(), asked: amount });
+                    return Err(WalletError::InsufficientFunds { available: state.available(), asked: amount });
                 }
                 Ok(vec![WalletEvent::HoldPlaced(WalletHold { intent_id, amount, at })])
             }
             WalletCommand::Capture { intent_id, amount, at } => {
-                let held =
-                    *state.holds.get(&intent_id).ok_or(DomainError::InvalidState("no hold for this intent".into()))?;
+                let held = *state.holds.get(&intent_id).ok_or(WalletError::NoHold)?;
                 if amount <= 0 || amount > held {
-                    return Err(DomainError::field("amount", format!("must be 1 to {held} cents")));
+                    return Err(WalletError::Invalid(FieldError::only("amount", format!("must be 1 to {held} cents"))));
                 }
                 let mut events = vec![WalletEvent::HoldCaptured(WalletHold { intent_id, amount, at })];
                 if amount < held {
@@ -241,19 +246,17 @@ impl Aggregate for Wallet {
             },
             WalletCommand::Debit { source_intent_id, amount, at } => {
                 if amount <= 0 {
-                    return Err(DomainError::field("amount", "must be positive"));
+                    return Err(WalletError::Invalid(FieldError::only("amount", "must be positive")));
                 }
                 if amount > state.available() {
-                    return Err(DomainError::InsufficientFunds { available: state.available(), asked: amount });
+                    return Err(WalletError::InsufficientFunds { available: state.available(), asked: amount });
                 }
                 Ok(vec![WalletEvent::Debited(WalletDebit { source_intent_id, amount, at })])
             }
             WalletCommand::ReverseDebit { source_intent_id, amount, at } => {
                 let debited = state.debits.get(&source_intent_id).copied().unwrap_or(0);
                 if amount <= 0 || amount > debited {
-                    return Err(DomainError::InvalidState(format!(
-                        "{amount} cents cannot be given back: {debited} cents were debited for this top-up"
-                    )));
+                    return Err(WalletError::NotDebited { amount, debited });
                 }
                 Ok(vec![WalletEvent::DebitReversed(WalletDebit { source_intent_id, amount, at })])
             }
@@ -295,77 +298,5 @@ impl Aggregate for Wallet {
         }
         state.holds.retain(|_, held| *held > 0);
         state
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn at() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).single().unwrap_or_default()
-    }
-
-    fn run(state: &mut WalletState, command: WalletCommand) -> Result<(), DomainError> {
-        let events = Wallet::decide(state, command)?;
-        *state = events.iter().fold(std::mem::take(state), Wallet::evolve);
-        Ok(())
-    }
-
-    #[test]
-    fn holds_capture_and_release_and_the_balance_never_goes_negative() {
-        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let mut w = WalletState::default();
-        let credit = WalletCommand::Credit {
-            company_id: CompanyId(Uuid::nil()),
-            customer_id: "c".into(),
-            amount: 10_000,
-            source_intent_id: Uuid::nil(),
-            at: at(),
-        };
-        run(&mut w, credit).unwrap_or_default();
-        run(&mut w, WalletCommand::Hold { intent_id: a, amount: 6_000, at: at() }).unwrap_or_default();
-        assert_eq!(w.available(), 4_000);
-        assert!(run(&mut w, WalletCommand::Hold { intent_id: b, amount: 4_001, at: at() }).is_err(), "never negative");
-        run(&mut w, WalletCommand::Capture { intent_id: a, amount: 2_500, at: at() }).unwrap_or_default();
-        assert_eq!((w.balance, w.available(), w.holds.len()), (7_500, 7_500, 0), "the rest of the hold is released");
-        run(&mut w, WalletCommand::Hold { intent_id: b, amount: 7_500, at: at() }).unwrap_or_default();
-        run(&mut w, WalletCommand::Release { intent_id: b, at: at() }).unwrap_or_default();
-        assert_eq!((w.balance, w.available()), (7_500, 7_500));
-    }
-
-    fn credited(amount: i64) -> WalletState {
-        let mut w = WalletState::default();
-        let credit = WalletCommand::Credit {
-            company_id: CompanyId(Uuid::nil()),
-            customer_id: "c".into(),
-            amount,
-            source_intent_id: Uuid::from_u128(9),
-            at: at(),
-        };
-        run(&mut w, credit).unwrap_or_default();
-        w
-    }
-
-    #[test]
-    fn a_refund_debit_takes_only_what_is_available_and_a_reversal_gives_it_back() {
-        let (top_up, spent) = (Uuid::from_u128(9), Uuid::from_u128(1));
-        let mut w = credited(10_000);
-        run(&mut w, WalletCommand::Hold { intent_id: spent, amount: 3_000, at: at() }).unwrap_or_default();
-        let too_much = WalletCommand::Debit { source_intent_id: top_up, amount: 7_001, at: at() };
-        assert_eq!(
-            Wallet::decide(&w, too_much),
-            Err(DomainError::InsufficientFunds { available: 7_000, asked: 7_001 }),
-            "held money cannot be refunded"
-        );
-        run(&mut w, WalletCommand::Debit { source_intent_id: top_up, amount: 7_000, at: at() }).unwrap_or_default();
-        assert_eq!((w.balance, w.available()), (3_000, 0));
-        let over = WalletCommand::ReverseDebit { source_intent_id: top_up, amount: 7_001, at: at() };
-        assert!(matches!(Wallet::decide(&w, over), Err(DomainError::InvalidState(_))), "only what was debited");
-        run(&mut w, WalletCommand::ReverseDebit { source_intent_id: top_up, amount: 7_000, at: at() })
-            .unwrap_or_default();
-        assert_eq!((w.balance, w.available(), w.debits.len()), (10_000, 7_000, 0));
     }
 }
