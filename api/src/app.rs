@@ -208,7 +208,9 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         }
         None => None,
     };
-    let sessions = commands::sessions::Sessions::new(store.clone(), payments.clone(), mailer, config.sessions.clone());
+    let due = Arc::new(projections::sessions::ReadModelSessionQueue::new(pool.clone()));
+    let sessions =
+        commands::sessions::Sessions::new(store.clone(), payments.clone(), mailer, due, config.sessions.clone());
     let kafka = match &config.kafka {
         Some(k) => Some(gateways::kafka::KafkaProbe::new(k).context("CHARGELEDGER_KAFKA_BROKERS / _PROPERTIES")?),
         None => None,
@@ -338,13 +340,13 @@ pub fn spawn_workers(tasks: &mut JoinSet<()>, state: &AppState, shutdown: &Cance
         state.config.limits.idempotency_ttl,
         shutdown.clone(),
     ));
-    let (payments, interval, shutdown) =
-        (state.payments.clone(), state.config.payments.reconcile_interval, shutdown.clone());
+    let (payments, pool, interval, shutdown) =
+        (state.payments.clone(), state.pool.clone(), state.config.payments.reconcile_interval, shutdown.clone());
     // Leave alone what a request is still waiting on.
     let grace = state.config.payments.pagarme_timeout + std::time::Duration::from_secs(1);
     tasks.spawn(async move {
         loop {
-            match payments.in_flight(grace, 100).await {
+            match projections::payments::in_flight(&pool, chrono::Utc::now(), grace, 100).await {
                 Ok(intents) => {
                     for (id, company) in intents {
                         let actor = commands::payments::Actor {

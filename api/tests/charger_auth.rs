@@ -92,6 +92,7 @@ async fn a_terminal_without_a_password_is_registered_only_as_explicit_profile_0(
     assert_eq!(s.connect("EVSE-P1", "").await, 401);
     assert_eq!(s.connect("EVSE-P1", "not-the-password-at-all").await, 401);
     assert_eq!(s.connect("EVSE-P1", PASSWORD).await, "open");
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -147,6 +148,7 @@ async fn a_rotated_password_is_in_force_at_once_and_a_connected_charger_stays(po
             assert_eq!(n, 0, "{sql}");
         }
     }
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -167,6 +169,7 @@ async fn only_an_operator_of_the_owning_company_rotates(pool: PgPool) {
     assert_eq!(s.scalar(rotations).await, 0, "a refused rotation appends nothing");
     assert_eq!(s.connect("EVSE-OWN", PASSWORD).await, "open", "the password is unchanged");
     assert_eq!(s.connect("EVSE-OWN", NEW_PASSWORD).await, 401);
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -192,6 +195,7 @@ async fn dropping_to_profile_0_needs_it_explicitly(pool: PgPool) {
     assert_eq!((status, body["securityProfile"].as_i64()), (200, Some(1)));
     assert_eq!(s.connect("EVSE-DROP", "").await, 401);
     assert_eq!(s.connect("EVSE-DROP", NEW_PASSWORD).await, "open");
+    assert_log_verifies(&s.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

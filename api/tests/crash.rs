@@ -32,6 +32,9 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValu
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+#[path = "crash/retry.rs"]
+mod retry;
+
 const CHARGERS: usize = 200;
 const SECRET: &str = "crash-test-jwt-secret-0123456789abcdef-0123456789";
 const DATA_KEY: &str = "crash-test-data-key-0123456789abcdef-0123456789ab";

@@ -326,6 +326,7 @@ async fn no_published_payload_of_a_full_session_carries_personal_data_or_secrets
     let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     assert_eq!(leaks(&logged, &needles), Vec::<&str>::new(), "tracing output");
     fake.problems().is_empty().then_some(()).unwrap();
+    assert_log_verifies(&app.running.state.store).await;
 }
 
 #[test]

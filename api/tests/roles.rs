@@ -207,4 +207,5 @@ async fn every_operation_of_the_openapi_document_answers_every_role_as_the_matri
         }
     }
     assert!(failures.is_empty(), "{} deviations from the matrix:\n{}", failures.len(), failures.join("\n"));
+    assert_log_verifies(&app.running.state.store).await;
 }

@@ -205,6 +205,7 @@ async fn chargers_in_one_and_in_two_companies_all_with_transaction_1_settle_thei
             .await;
     assert_eq!(status, 404);
     assert!(w.fake.problems().is_empty(), "{:?}", w.fake.problems());
+    assert_log_verifies(&w.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -246,6 +247,7 @@ async fn a_driver_charging_twice_on_one_charger_settles_both_sessions(pool: PgPo
     for c in &chargers {
         assert_eq!(w.transaction_ids(c).await, vec!["1", "2"]);
     }
+    assert_log_verifies(&w.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -282,4 +284,5 @@ async fn two_201_chargers_sending_the_same_transaction_id_settle_their_own_sessi
     for cp in cps {
         assert_eq!(cp.result().await["seen"], json!(["RequestStartTransaction", "RequestStopTransaction"]));
     }
+    assert_log_verifies(&w.app.running.state.store).await;
 }

@@ -140,6 +140,7 @@ async fn a_full_refund_of_a_card_top_up_takes_the_credit_back(pool: PgPool) {
     let (status, again) = p.refund(&top_up, None).await;
     assert_eq!(status, 422, "nothing is left to refund: {again}");
     assert_eq!(p.wallet("cust-1").await, (0, 0, 0));
+    assert_log_verifies(&p.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -157,6 +158,7 @@ async fn a_partial_refund_debits_exactly_the_refunded_amount(pool: PgPool) {
     assert_eq!(p.refund_calls(&top_up), vec![2_501, 1_000]);
     let (requests, debits) = p.appends(&top_up).await;
     assert_eq!((requests.len(), &requests), (2, &debits), "each refund debits in its own request's append");
+    assert_log_verifies(&p.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -198,6 +200,7 @@ async fn a_refund_of_credit_already_spent_or_held_is_refused_and_changes_nothing
     let (status, released) = p.op(&held, "void", json!({})).await;
     assert_eq!(status, 200, "{released}");
     assert_eq!(p.wallet("cust-3").await, (1_500, 0, 1_500));
+    assert_log_verifies(&p.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -212,6 +215,7 @@ async fn two_concurrent_refunds_of_one_top_up_cannot_spend_the_same_credit(pool:
     assert_eq!(statuses, vec![200, 409], "exactly one refund goes through: {b1} {b2}");
     assert_eq!(p.wallet("cust-4").await, (2_000, 0, 2_000));
     assert_eq!(p.refund_calls(&top_up), vec![3_000]);
+    assert_log_verifies(&p.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -231,6 +235,7 @@ async fn concurrent_refunds_of_two_top_ups_are_decided_on_one_wallet(pool: PgPoo
     assert!(refused["detail"].as_str().unwrap().contains("insufficient funds"), "{refused}");
     assert_eq!(p.wallet("cust-5").await, (1_000, 0, 1_000));
     assert_eq!(p.refund_calls(&a).len() + p.refund_calls(&b).len(), 1, "one card refund only");
+    assert_log_verifies(&p.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -271,6 +276,7 @@ async fn the_credit_is_out_of_reach_while_the_refund_outcome_is_unknown(pool: Pg
     assert_eq!(p.wallet("cust-6").await, (6_000, 0, 6_000));
     let (_, debits) = p.appends(&top_up).await;
     assert_eq!(debits.len(), 1);
+    assert_log_verifies(&p.app.running.state.store).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -312,4 +318,5 @@ async fn a_refund_the_gateway_refuses_gives_the_debit_back(pool: PgPool) {
         (Some("succeeded"), Some(0)),
         "{intent}"
     );
+    assert_log_verifies(&p.app.running.state.store).await;
 }

@@ -58,6 +58,9 @@ pub enum CommandError {
     /// The log failed.
     #[error(transparent)]
     Store(StoreError),
+    /// A read model the command needed could not answer.
+    #[error(transparent)]
+    ReadModel(#[from] crate::read_model::QueueError),
     /// A decision used a stream it did not declare (or as another aggregate):
     /// a programming error, refused before anything is appended.
     #[error("the decision did not load stream {0} as that aggregate")]
@@ -91,35 +94,9 @@ refusals_into_command_error!(
     domain::infrastructure::config::ConfigError,
     domain::webhook::SubscriptionError,
     domain::webhook::DeliveryError,
+    domain::payment::PaymentError,
+    domain::wallet::WalletError,
 );
-
-// Transitional (issue 12): `payments/mod.rs` still recognises these two
-// refusals by their old shapes (`InvalidState` with the text "no such
-// operation in progress", `DomainError::InsufficientFunds`) on the `?` of its
-// own decide loop. Once it matches `PaymentError::NoOperationInProgress` and
-// `WalletError::InsufficientFunds`, move both types into the list above and
-// delete these impls and `DomainError::InsufficientFunds`.
-impl From<domain::payment::PaymentError> for CommandError {
-    fn from(refusal: domain::payment::PaymentError) -> Self {
-        match refusal {
-            domain::payment::PaymentError::NoOperationInProgress => {
-                Self::Domain(DomainError::InvalidState(refusal.to_string()))
-            }
-            other => Self::Domain(other.into()),
-        }
-    }
-}
-
-impl From<domain::wallet::WalletError> for CommandError {
-    fn from(refusal: domain::wallet::WalletError) -> Self {
-        match refusal {
-            domain::wallet::WalletError::InsufficientFunds { available, asked } => {
-                Self::Domain(DomainError::InsufficientFunds { available, asked })
-            }
-            other => Self::Domain(other.into()),
-        }
-    }
-}
 
 /// The result of a command.
 #[derive(Debug, Clone)]

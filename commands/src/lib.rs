@@ -20,6 +20,7 @@ pub mod infrastructure;
 pub mod ocpp_commands;
 pub mod payments;
 pub mod publication;
+pub mod read_model;
 pub mod seal;
 pub mod sessions;
 pub mod store;

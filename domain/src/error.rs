@@ -85,15 +85,6 @@ pub enum DomainError {
     /// The command is valid but not in the target's current state.
     #[error("{0}")]
     InvalidState(String),
-    /// Legacy shape of [`WalletError::InsufficientFunds`], kept while callers
-    /// still match it here; the wallet refuses with its own variant.
-    #[error("insufficient funds: {available} cents available, {asked} asked")]
-    InsufficientFunds {
-        /// Cents that could still be held or debited.
-        available: i64,
-        /// Cents the command needed.
-        asked: i64,
-    },
     /// A terminal refused.
     #[error(transparent)]
     Terminal(#[from] TerminalError),
@@ -138,9 +129,6 @@ impl DomainError {
             Self::Validation(fields) => RefusalKind::Validation(fields),
             Self::NotFound(_) => RefusalKind::NotFound,
             Self::AlreadyExists(_) | Self::InvalidState(_) => RefusalKind::Conflict,
-            Self::InsufficientFunds { available, asked } => {
-                RefusalKind::InsufficientFunds { available: *available, asked: *asked }
-            }
             Self::Terminal(e) => e.kind(),
             Self::Charger(e) => e.kind(),
             Self::Payment(e) => e.kind(),

@@ -32,3 +32,14 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
 pub fn by_name(name: &str) -> Option<Arc<dyn Projector>> {
     all().into_iter().find(|p| p.name() == name)
 }
+
+/// A failed port query: a row the port cannot read, or the database itself.
+pub(crate) fn queue_error(error: sqlx::Error) -> commands::read_model::QueueError {
+    use commands::read_model::QueueError;
+    match error {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => {
+            QueueError::Unreadable(Box::new(error))
+        }
+        other => QueueError::Unavailable(Box::new(other)),
+    }
+}

@@ -7,6 +7,7 @@ use commands::RecordedEvent;
 use domain::{
     payment::{PaymentIntentEvent, PaymentIntentEvent as E},
     wallet::WalletEvent,
+    CompanyId,
 };
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
@@ -213,4 +214,29 @@ pub async fn list(
             })
         })
         .collect()
+}
+
+/// Intents with an operation in flight (`processing`) since before `now -
+/// grace` (so requests still waiting for the gateway are left alone), in
+/// random order so one stuck intent cannot starve the others: the reconciler's
+/// work list. It re-reads each intent's stream before it acts.
+pub async fn in_flight(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    grace: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<(Uuid, CompanyId)>, sqlx::Error> {
+    let since = chrono::Duration::from_std(grace)
+        .ok()
+        .and_then(|g| now.checked_sub_signed(g))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, company_id FROM rm_payments.intents WHERE status = 'processing' \
+         AND updated_at < $2 ORDER BY random() LIMIT $1",
+    )
+    .bind(limit)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id, company)| (id, CompanyId(company))).collect())
 }

@@ -3,10 +3,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use commands::RecordedEvent;
+use commands::{
+    sessions::{DueQuery, DueSession, QueueError, SessionQueue},
+    RecordedEvent,
+};
 use domain::{
     session::{SessionEvent as E, SessionKind},
-    Aggregate,
+    Aggregate, CompanyId,
 };
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
@@ -219,18 +222,44 @@ pub async fn list(
         .collect()
 }
 
-/// Sessions with queued work due now, or waiting for a charger that is late
-/// (`AUTHORIZED` since before `start_deadline`).
-pub async fn due(pool: &PgPool, start_deadline: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM rm_sessions.sessions WHERE \
-           (next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND \
-              (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent))) \
-           OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at < $1) \
-         ORDER BY updated_at LIMIT $2",
-    )
-    .bind(start_deadline)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+/// [`SessionQueue`] over the `sessions` (and `payments`) read models.
+#[derive(Debug, Clone)]
+pub struct ReadModelSessionQueue {
+    pool: PgPool,
+}
+
+impl ReadModelSessionQueue {
+    /// The queue on the read models in `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl SessionQueue for ReadModelSessionQueue {
+    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, QueueError> {
+        let rows: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, company_id, updated_at FROM rm_sessions.sessions WHERE \
+               (next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND \
+                  (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent AND $3))) \
+               OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at < $2) \
+               OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at IS NULL \
+                   AND updated_at < $1 - interval '1 second') \
+               OR (status = 'CANCELED' AND refund_pending = 0 AND NOT refund_dead \
+                   AND updated_at < $1 - interval '5 seconds' AND EXISTS (SELECT 1 FROM rm_payments.intents i \
+                   WHERE i.id = payment_intent_id AND i.status = 'requires_capture')) \
+             ORDER BY updated_at LIMIT $4",
+        )
+        .bind(query.now)
+        .bind(query.start_deadline)
+        .bind(query.receipts)
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(crate::queue_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, company, updated_at)| DueSession { id, company: CompanyId(company), updated_at })
+            .collect())
+    }
 }

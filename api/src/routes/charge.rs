@@ -304,7 +304,7 @@ async fn start_input(
                     None => errors.push(FieldError::new("connectorId", "does not exist on this charger")),
                 }
                 if let Some(c) = projections::ocpp::charger(&state.pool, caller.company_id, &t.id).await? {
-                    protocol = Some(if c.protocol == "2.0.1" { OcppVersion::V201 } else { OcppVersion::V16 });
+                    protocol = Some(OcppVersion::from_protocol(&c.protocol));
                 }
             }
         }

@@ -3,7 +3,7 @@
 
 use domain::{
     payment::{Customer, IntentStatus, Operation, PaymentMethod, Settlement},
-    wallet::WalletCommand,
+    wallet::{WalletCommand, WalletError},
     DomainError, Money,
 };
 use serde_json::Value;
@@ -49,7 +49,7 @@ impl Payments {
                 );
                 return match self.commit(actor, id, &[request.clone(), authorized], Some((&customer, vec![hold]))).await
                 {
-                    Err(CommandError::Domain(e @ DomainError::InsufficientFunds { .. })) => {
+                    Err(CommandError::Domain(e @ DomainError::Wallet(WalletError::InsufficientFunds { .. }))) => {
                         let reason = e.to_string();
                         let failed = Self::settle(
                             actor,

@@ -182,22 +182,4 @@ impl Payments {
             Some((id, CompanyId(company)))
         }))
     }
-
-    /// Intents with an operation in flight for longer than `grace` (so requests
-    /// still waiting for the gateway are left alone), oldest first.
-    pub async fn in_flight(
-        &self,
-        grace: std::time::Duration,
-        limit: i64,
-    ) -> Result<Vec<(Uuid, CompanyId)>, StoreError> {
-        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT id, company_id FROM rm_payments.intents WHERE status = 'processing' \
-             AND updated_at < now() - $2 * interval '1 millisecond' ORDER BY random() LIMIT $1",
-        )
-        .bind(limit)
-        .bind(grace.as_millis() as i64)
-        .fetch_all(self.store.pool())
-        .await?;
-        Ok(rows.into_iter().map(|(id, company)| (id, CompanyId(company))).collect())
-    }
 }

@@ -2,7 +2,7 @@
 //! to, in one append; and mapping a gateway's charge to a settlement.
 
 use domain::{
-    payment::{IntentCommand, Operation, PixQrIssued, Settlement},
+    payment::{IntentCommand, Operation, PaymentError, PixQrIssued, Settlement},
     wallet::WalletCommand,
     DomainError, Money,
 };
@@ -66,9 +66,7 @@ impl Payments {
         wallet: Option<(&str, Vec<WalletCommand>)>,
     ) -> Result<IntentState, CommandError> {
         match self.commit(actor, id, &commands, wallet).await {
-            Err(CommandError::Domain(DomainError::InvalidState(reason)))
-                if reason == "no such operation in progress" =>
-            {
+            Err(CommandError::Domain(DomainError::Payment(PaymentError::NoOperationInProgress))) => {
                 commands.retain(|c| matches!(c, IntentCommand::RecordExchange { .. }));
                 self.commit(actor, id, &commands, None).await
             }

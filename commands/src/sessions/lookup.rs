@@ -111,5 +111,5 @@ pub(crate) async fn protocol_of(store: &EventStore, charge_point: &str) -> Resul
     .bind(format!("charger-{charge_point}"))
     .fetch_optional(store.pool())
     .await?;
-    Ok(if protocol.flatten().as_deref() == Some("2.0.1") { OcppVersion::V201 } else { OcppVersion::V16 })
+    Ok(protocol.flatten().map_or(OcppVersion::V16, |p| OcppVersion::from_protocol(&p)))
 }

@@ -16,8 +16,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{lookup, Sessions};
-use crate::{payments::Actor, store::RecordedEvent, CommandError, StoreError};
+use super::{
+    due::{DueQuery, DueSession},
+    lookup, Sessions,
+};
+use crate::{payments::Actor, store::RecordedEvent, CommandError};
 
 /// Checkpoint name (in `projector_checkpoints`).
 pub const CHECKPOINT: &str = "session-manager";
@@ -186,31 +189,19 @@ impl Sessions {
 
     /// Works the queue items that are due.
     pub async fn sweep(&self) -> Result<usize, CommandError> {
-        let deadline = Utc::now() - chrono::Duration::from_std(self.config.start_timeout).unwrap_or_default();
+        let now = Utc::now();
+        let deadline = chrono::Duration::from_std(self.config.start_timeout)
+            .ok()
+            .and_then(|timeout| now.checked_sub_signed(timeout))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         // CANCELED with the payment still held (see below), and
         // AUTHORIZED without a remote start a second after: the process died
         // between the authorization and the remote start (the transition that
         // sends it is atomic, so sending here cannot send twice).
-        let due: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, company_id, updated_at FROM rm_sessions.sessions WHERE \
-               (next_attempt_at IS NOT NULL AND next_attempt_at <= now() AND \
-                  (status = 'SETTLING' OR refund_pending > 0 OR (status = 'COMPLETED' AND NOT receipt_sent AND $2))) \
-               OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at < $1) \
-               OR (status = 'AUTHORIZED' AND kind = 'ocpp' AND remote_start_at IS NULL \
-                   AND updated_at < now() - interval '1 second') \
-               OR (status = 'CANCELED' AND refund_pending = 0 AND NOT refund_dead \
-                   AND updated_at < now() - interval '5 seconds' AND EXISTS (SELECT 1 FROM rm_payments.intents i \
-                   WHERE i.id = payment_intent_id AND i.status = 'requires_capture')) \
-             ORDER BY updated_at LIMIT 100",
-        )
-        .bind(deadline)
-        // Without SMTP, receipts wait (and must not fill the batch).
-        .bind(self.mailer.is_some())
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(StoreError::Database)?;
-        for (id, company, updated_at) in &due {
-            let company = CompanyId(*company);
+        let query = DueQuery { now, start_deadline: deadline, receipts: self.mailer.is_some(), limit: 100 };
+        let due = self.queue.due_sessions(query).await?;
+        for DueSession { id, company, updated_at } in &due {
+            let company = *company;
             let a = actor(company);
             let (state, _, _) = self.load(*id).await?;
             let result = match state.status {

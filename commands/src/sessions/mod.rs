@@ -7,6 +7,7 @@
 //! restart loses nothing and repeats nothing.
 
 mod adhoc;
+pub mod due;
 mod lookup;
 pub mod manager;
 mod queues;
@@ -18,7 +19,10 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{
-    charger::command::{OcppCommandEvent, OcppCommandRequested},
+    charger::{
+        command::{OcppCommandEvent, OcppCommandRequested},
+        requests::{self, ChargerRequest},
+    },
     payment::PaymentMethod,
     session::{ChargeSession, SessionCommand, SessionKind, SessionState, SessionStatus, Tariff},
     terminal::OcppVersion,
@@ -26,6 +30,8 @@ use domain::{
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+pub use due::{DueQuery, DueSession, QueueError, SessionQueue};
 
 use crate::{
     decision::{self, Ran, Stream},
@@ -126,6 +132,7 @@ pub struct Sessions {
     store: EventStore,
     payments: Payments,
     mailer: Option<Arc<dyn Mailer>>,
+    queue: Arc<dyn SessionQueue>,
     config: SessionConfig,
 }
 
@@ -152,16 +159,9 @@ struct Transition {
     after: SessionState,
 }
 
+/// Stop `transaction_id` on `charge_point_id` (see [`requests::remote_stop`]).
 fn remote_stop(protocol: OcppVersion, charge_point_id: &str, transaction_id: &str) -> ChargerCall {
-    let (action, payload) = match protocol {
-        OcppVersion::V16 => match transaction_id.parse::<i64>() {
-            Ok(tx) => ("RemoteStopTransaction", json!({ "transactionId": tx })),
-            // A 1.6 transaction id we assigned is always an integer; anything
-            // else cannot be stopped remotely, and the charger will say so.
-            Err(_) => ("RemoteStopTransaction", json!({ "transactionId": -1 })),
-        },
-        OcppVersion::V201 => ("RequestStopTransaction", json!({ "transactionId": transaction_id })),
-    };
+    let ChargerRequest { action, payload } = requests::remote_stop(protocol, transaction_id);
     ChargerCall { charge_point_id: charge_point_id.to_owned(), action, payload }
 }
 
@@ -181,9 +181,15 @@ fn now() -> DateTime<Utc> {
 }
 
 impl Sessions {
-    /// A service.
-    pub fn new(store: EventStore, payments: Payments, mailer: Option<Arc<dyn Mailer>>, config: SessionConfig) -> Self {
-        Self { store, payments, mailer, config }
+    /// A service; `queue` answers the sweep's question from the read model.
+    pub fn new(
+        store: EventStore,
+        payments: Payments,
+        mailer: Option<Arc<dyn Mailer>>,
+        queue: Arc<dyn SessionQueue>,
+        config: SessionConfig,
+    ) -> Self {
+        Self { store, payments, mailer, queue, config }
     }
 
     /// The payment service.

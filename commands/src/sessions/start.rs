@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use domain::{
+    charger::requests::{self, ChargerRequest},
     payment::{Customer, IntentState, IntentStatus},
     session::{
         ChargeSession, Reason, RemoteStartSent, SessionCommand, SessionKind, SessionStarted, SessionState,
@@ -11,7 +12,6 @@ use domain::{
     terminal::OcppVersion,
     Aggregate,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{now, ChargerCall, Sessions, StartInput};
@@ -140,16 +140,12 @@ impl Sessions {
             Some(p) => p,
             None => self.protocol_of(&started.charge_point_id).await?,
         };
-        let (action, payload) = match protocol {
-            OcppVersion::V16 => {
-                ("RemoteStartTransaction", json!({"connectorId": started.connector_id, "idTag": started.id_tag}))
-            }
-            OcppVersion::V201 => (
-                "RequestStartTransaction",
-                json!({"evseId": started.connector_id, "idToken": {"idToken": started.id_tag, "type": "Central"},
-                       "remoteStartId": (Utc::now().timestamp_millis() / 100) % i64::from(i32::MAX)}),
-            ),
-        };
+        let ChargerRequest { action, payload } = requests::remote_start(
+            protocol,
+            Some(i64::from(started.connector_id)),
+            &started.id_tag,
+            requests::remote_start_id(Utc::now()),
+        );
         let call = ChargerCall { charge_point_id: started.charge_point_id.clone(), action, payload };
         let sent = |command_id| vec![SessionCommand::RemoteStartSent(RemoteStartSent { command_id, at: now() })];
         Ok(self.transition(actor, id, sent, |_| Some(call.clone())).await?.after)

@@ -22,17 +22,7 @@ pub struct Subscriber {
     pub registered_position: i64,
 }
 
-/// Why the read model could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The read model's database could not be reached or refused the query.
-    #[error("the webhooks read model is unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A row did not have the shape the port promises (a migration and the
-    /// code disagree).
-    #[error("the webhooks read model holds an unreadable row")]
-    Unreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
+pub use crate::read_model::QueueError;
 
 /// The scheduler's and the dispatcher's questions to the `webhooks` read model.
 #[async_trait]

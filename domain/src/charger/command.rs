@@ -84,6 +84,23 @@ pub struct OcppCommandFailed {
     pub failed_at: DateTime<Utc>,
 }
 
+impl OcppCommandFailed {
+    /// The `reason` of a command the charger did not answer in time.
+    pub const TIMEOUT: &'static str = "timeout";
+    /// The `reason` of a command whose charger disconnected before answering.
+    pub const DISCONNECTED: &'static str = "disconnected";
+    /// The `reason` of an answer that broke the action's schema.
+    pub const INVALID_RESPONSE: &'static str = "invalid_response";
+    /// The `reason` of a command the charger answered with a CALLERROR.
+    pub const CALL_ERROR: &'static str = "call_error";
+
+    /// Whether the charger did not answer in time (a code, not a message:
+    /// callers match this, never the description).
+    pub fn is_timeout(&self) -> bool {
+        self.reason == Self::TIMEOUT
+    }
+}
+
 impl DomainEvent for OcppCommandEvent {
     const TYPES: &'static [&'static str] =
         &["ocpp_command.requested", "ocpp_command.sent", "ocpp_command.answered", "ocpp_command.failed"];

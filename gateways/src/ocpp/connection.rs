@@ -204,7 +204,7 @@ impl Conn {
         self.gateway.inner.parked.park(self.id.as_str(), limiter);
         if let Some(in_flight) = self.in_flight.take() {
             let failed = OcppCommandFailed {
-                reason: "disconnected".into(),
+                reason: OcppCommandFailed::DISCONNECTED.into(),
                 error_code: None,
                 description: Some(format!("the connection closed before the answer: {reason}")),
                 failed_at: now(),
@@ -645,7 +645,7 @@ impl Conn {
         if let (true, Some(in_flight)) = (matching, self.in_flight.take()) {
             let event = match (refused, parsed) {
                 (Some((code, description)), _) => OcppCommandEvent::Failed(OcppCommandFailed {
-                    reason: "invalid_response".into(),
+                    reason: OcppCommandFailed::INVALID_RESPONSE.into(),
                     error_code: Some(code),
                     description: Some(format!("the charger's answer was malformed: {description}")),
                     failed_at: now(),
@@ -656,7 +656,7 @@ impl Conn {
                             OcppCommandEvent::Answered(OcppCommandAnswered { response: payload, answered_at: now() })
                         }
                         Err((code, description)) => OcppCommandEvent::Failed(OcppCommandFailed {
-                            reason: "invalid_response".into(),
+                            reason: OcppCommandFailed::INVALID_RESPONSE.into(),
                             error_code: Some(code.as_str(self.version).into()),
                             description: Some(frame::storable(&description).into_owned()),
                             failed_at: now(),
@@ -664,7 +664,7 @@ impl Conn {
                     }
                 }
                 (None, Ok(Frame::CallError { code, description, .. })) => OcppCommandEvent::Failed(OcppCommandFailed {
-                    reason: "call_error".into(),
+                    reason: OcppCommandFailed::CALL_ERROR.into(),
                     error_code: Some(frame::storable(&code).into_owned()),
                     description: Some(frame::storable(&description).into_owned()),
                     failed_at: now(),
@@ -726,7 +726,7 @@ impl Conn {
     async fn time_out(&mut self) {
         let Some(in_flight) = self.in_flight.take() else { return };
         let failed = OcppCommandFailed {
-            reason: "timeout".into(),
+            reason: OcppCommandFailed::TIMEOUT.into(),
             error_code: None,
             description: Some(format!("no answer to {} within the timeout", in_flight.action)),
             failed_at: now(),

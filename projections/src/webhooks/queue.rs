@@ -24,15 +24,7 @@ impl ReadModelQueue {
     }
 }
 
-/// A failed query: a row the port cannot read, or the database itself.
-fn queue_error(error: sqlx::Error) -> QueueError {
-    match error {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => {
-            QueueError::Unreadable(Box::new(error))
-        }
-        other => QueueError::Unavailable(Box::new(other)),
-    }
-}
+use crate::queue_error;
 
 #[async_trait]
 impl WebhookQueue for ReadModelQueue {

@@ -122,7 +122,7 @@ pub(super) async fn run_command(
                     body: json!(result(command_id, action, &view.status)),
                 })
             }
-            CommandStatus::Failed(f) if f.reason == "timeout" => {
+            CommandStatus::Failed(f) if f.is_timeout() => {
                 return Err(ApiError::GatewayTimeout(format!("{id} did not answer {action} in time")))
             }
             CommandStatus::Failed(f) => {
