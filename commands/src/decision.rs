@@ -67,6 +67,12 @@ pub struct Stream {
     known: Option<(AnyState, i64, Option<Hash>)>,
     /// The stream must not exist yet.
     new: bool,
+    /// Only the stream's last event is read (its version and hash), never
+    /// folded: a stream only appended to, such as a charger's frames.
+    tip_only: bool,
+    /// The stream must be at exactly this version; a conflict there is the
+    /// answer, never retried (a charger command's fate is appended once).
+    fixed: bool,
     metadata: Option<Metadata>,
 }
 
@@ -82,7 +88,7 @@ impl Stream {
     where
         A::State: 'static,
     {
-        Self { id: id.into(), fold: fold::<A>, known: None, new: false, metadata: None }
+        Self { id: id.into(), fold: fold::<A>, known: None, new: false, tip_only: false, fixed: false, metadata: None }
     }
 
     /// A stream of `A` that must not exist yet (nothing is read).
@@ -104,14 +110,31 @@ impl Stream {
 
     /// A stream that is only appended to, never folded (a charger's frames),
     /// whose tip the caller holds.
+    /// A retry reads only the stream's last event.
     pub fn tip(id: impl Into<String>, version: i64, hash: Option<Hash>) -> Self {
-        Self { id: id.into(), fold: no_state, known: Some((Box::new(()), version, hash)), new: false, metadata: None }
+        Self {
+            id: id.into(),
+            fold: no_state,
+            known: Some((Box::new(()), version, hash)),
+            new: false,
+            tip_only: true,
+            fixed: false,
+            metadata: None,
+        }
+    }
+
+    /// A stream no aggregate folds that must be at exactly `version` (a
+    /// charger command's, whose `sent` goes at 1 and its fate at 2): if another
+    /// writer got there first, [`run`] answers that conflict instead of
+    /// deciding again, so the event is appended at that version or not at all.
+    pub fn at(id: impl Into<String>, version: i64) -> Self {
+        Self { fixed: true, ..Self::tip(id, version, None) }
     }
 
     /// A stream no aggregate folds that must not exist yet (a charger
     /// command's): only [`Decision::record`] appends to it.
     pub fn new_record(id: impl Into<String>) -> Self {
-        Self { id: id.into(), fold: no_state, known: None, new: true, metadata: None }
+        Self { id: id.into(), fold: no_state, known: None, new: true, tip_only: false, fixed: false, metadata: None }
     }
 
     /// Events appended to this stream carry `metadata` instead of the context's.
@@ -237,6 +260,13 @@ impl Decision {
         Ok(())
     }
 
+    /// Appends already built events to stream `id` (the caller needs their
+    /// ids before the decision, e.g. as the causation of other events).
+    pub fn record_new(&mut self, id: &str, events: impl IntoIterator<Item = NewEvent>) -> Result<(), CommandError> {
+        self.slot_mut(id)?.events.extend(events);
+        Ok(())
+    }
+
     /// Has `write` run in the append's transaction, after the events.
     pub fn also(&mut self, write: SideWrite) {
         self.side.push(write);
@@ -302,6 +332,10 @@ async fn load(store: &EventStore, streams: &mut [Stream]) -> Result<Decision, Co
         let (state, version, hash) = match stream.known.take() {
             Some(known) => known,
             None if stream.new => ((stream.fold)(&[])?, 0, None),
+            None if stream.tip_only => {
+                let (version, hash) = store.stream_tip(&stream.id).await?;
+                ((stream.fold)(&[])?, version, hash)
+            }
             None => {
                 let recorded = store.read_stream(&stream.id).await?;
                 let version = recorded.last().map_or(0, |r| r.stream_version);
@@ -360,12 +394,51 @@ pub async fn run_as<T, E: From<CommandError>>(
     store: &EventStore,
     ctx: &CommandContext,
     command_type: &str,
+    streams: Vec<Stream>,
+    decide: impl FnMut(&mut Decision) -> Result<T, E>,
+    answer: impl Fn(&T) -> Value,
+) -> Result<Ran<T>, E> {
+    run_inner(store, ctx, command_type, streams, decide, answer, true).await
+}
+
+/// [`run_optimistic_as`] with [`CommandError`].
+pub async fn run_optimistic<T>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    command_type: &str,
+    streams: Vec<Stream>,
+    decide: impl FnMut(&mut Decision) -> Result<T, CommandError>,
+    answer: impl Fn(&T) -> Value,
+) -> Result<Ran<T>, CommandError> {
+    run_inner(store, ctx, command_type, streams, decide, answer, false).await
+}
+
+/// [`run_as`] for commands whose ids repeat rarely (a charger's messages,
+/// each under its own message id): no look-up in `command_log` before
+/// deciding. A repeat is still caught, by the append's unique command id, and
+/// answered with the first outcome, so only its cost moves to the rare case.
+pub async fn run_optimistic_as<T, E: From<CommandError>>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    command_type: &str,
+    streams: Vec<Stream>,
+    decide: impl FnMut(&mut Decision) -> Result<T, E>,
+    answer: impl Fn(&T) -> Value,
+) -> Result<Ran<T>, E> {
+    run_inner(store, ctx, command_type, streams, decide, answer, false).await
+}
+
+async fn run_inner<T, E: From<CommandError>>(
+    store: &EventStore,
+    ctx: &CommandContext,
+    command_type: &str,
     mut streams: Vec<Stream>,
     mut decide: impl FnMut(&mut Decision) -> Result<T, E>,
     answer: impl Fn(&T) -> Value,
+    look_first: bool,
 ) -> Result<Ran<T>, E> {
     let (id, repeatable) = command_id(ctx);
-    if repeatable {
+    if repeatable && look_first {
         if let Some(answer) = replay(store, ctx, &id).await? {
             return Ok(Ran::Replayed(answer));
         }
@@ -374,8 +447,9 @@ pub async fn run_as<T, E: From<CommandError>>(
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(backoff(attempt)).await;
-            // What the caller knew is stale now: read every stream from the log.
-            for stream in &mut streams {
+            // What the caller knew is stale now: read every stream from the log
+            // (except those that must be at a fixed version).
+            for stream in streams.iter_mut().filter(|s| !s.fixed) {
                 stream.known = None;
             }
         }
@@ -414,6 +488,13 @@ pub async fn run_as<T, E: From<CommandError>>(
         };
         match appended {
             Ok(events) => return Ok(Ran::Decided { value, answer: stored, events }),
+            Err(conflict @ StoreError::Conflict { .. })
+                if streams.iter().any(|s| {
+                    s.fixed && matches!(&conflict, StoreError::Conflict { stream_id, .. } if *stream_id == s.id)
+                }) =>
+            {
+                return Err(CommandError::from(conflict).into())
+            }
             Err(StoreError::Conflict { .. } | StoreError::OrderConflict { .. } | StoreError::Deadlock { .. }) => {}
             Err(StoreError::DuplicateCommand(_)) if repeatable => {}
             Err(other) => return Err(CommandError::from(other).into()),

@@ -12,7 +12,11 @@ use serde_json::Value;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::store::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite};
+use crate::{
+    decision::{self, Stream},
+    store::{EventStore, Metadata, RecordedEvent, StoreError},
+    CommandContext, CommandError,
+};
 
 /// Where a command stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,21 +44,38 @@ pub struct CommandView {
     pub version: i64,
 }
 
-/// Appends a request. Returns the recorded event (its position wakes the gateway).
+/// The context of a write described by `metadata` (a route's or an
+/// adapter's), for the command path.
+fn context(metadata: &Metadata) -> CommandContext {
+    CommandContext {
+        company_id: metadata.company_id.unwrap_or_default(),
+        command_id: metadata.command_id.clone(),
+        request_hash: vec![],
+        correlation_id: metadata.correlation_id,
+        causation_id: metadata.causation_id,
+        actor: metadata.actor.clone(),
+    }
+}
+
+/// Appends a request through the command path. Returns the recorded event
+/// (its position wakes the gateway).
 pub async fn request(
     store: &EventStore,
     metadata: Metadata,
     request: OcppCommandRequested,
-) -> Result<RecordedEvent, StoreError> {
-    let write = StreamWrite {
-        stream_id: command_stream_id(request.command_id),
-        expected: ExpectedVersion::NoStream,
-        prev_hash: None,
-        events: vec![NewEvent::from_domain(&OcppCommandEvent::Requested(request))],
-        metadata,
-    };
-    let mut recorded = store.append(&[write], None).await?;
-    recorded.pop().ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+) -> Result<RecordedEvent, CommandError> {
+    let stream = command_stream_id(request.command_id);
+    let event = OcppCommandEvent::Requested(request);
+    let ran = decision::run(
+        store,
+        &context(&metadata),
+        "ocpp_command.request",
+        vec![Stream::new_record(&stream)],
+        |d| d.record(&stream, std::slice::from_ref(&event)),
+        |_| Value::Null,
+    )
+    .await?;
+    ran.events().last().cloned().ok_or_else(|| CommandError::Store(StoreError::Database(sqlx::Error::RowNotFound)))
 }
 
 /// Folds a command stream.
@@ -94,19 +115,23 @@ pub async fn fail(
     reason: &str,
     error_code: Option<String>,
     description: Option<String>,
-) -> Result<bool, StoreError> {
+) -> Result<bool, CommandError> {
     let failed =
         OcppCommandFailed { reason: reason.into(), error_code, description, failed_at: Utc::now().trunc_subsecs(6) };
-    let write = StreamWrite {
-        stream_id: command_stream_id(command_id),
-        expected: ExpectedVersion::Exact(expected_version),
-        prev_hash: None,
-        events: vec![NewEvent::from_domain(&OcppCommandEvent::Failed(failed))],
-        metadata,
-    };
-    match store.append(&[write], None).await {
+    let stream = command_stream_id(command_id);
+    let event = OcppCommandEvent::Failed(failed);
+    let ran = decision::run(
+        store,
+        &context(&metadata),
+        "ocpp_command.fail",
+        vec![Stream::at(&stream, expected_version)],
+        |d| d.record(&stream, std::slice::from_ref(&event)),
+        |_| Value::Null,
+    )
+    .await;
+    match ran {
         Ok(_) => Ok(true),
-        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(CommandError::Store(StoreError::Conflict { .. })) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -358,6 +358,14 @@ impl EventStore {
         Ok(sqlx::query_scalar(sql).bind(stream_id).fetch_optional(&self.pool).await?)
     }
 
+    /// Version and hash of the last event of a stream (`(0, None)` when it has
+    /// none): where the next append to it goes, without reading the stream.
+    pub async fn stream_tip(&self, stream_id: &str) -> Result<(i64, Option<[u8; 32]>), StoreError> {
+        let sql = "SELECT stream_version, hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1";
+        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(sql).bind(stream_id).fetch_optional(&self.pool).await?;
+        Ok(row.map_or((0, None), |(version, hash)| (version, hash.as_slice().try_into().ok())))
+    }
+
     /// Up to `limit` events after `after` in global order, only below the
     /// watermark, so that nothing can later appear behind what was returned.
     pub async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {

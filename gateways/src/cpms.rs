@@ -14,10 +14,10 @@ use commands::{
     handler::load,
     infrastructure::adapter::{AdapterError, ConnectorQuery, ConnectorStatus, CpmsAdapter, TestSettings, TestTarget},
     ocpp_commands::{self, CommandStatus},
-    EventStore, Metadata, StoreError,
+    CommandError, EventStore, Metadata,
 };
 use domain::{
-    charger::command::OcppCommandRequested,
+    charger::command::{OcppCommandFailed, OcppCommandRequested},
     infrastructure::{mapping::MAX_ERROR_TEXT, AdapterType, ChargePointTest, TestOutcome},
     terminal::{Terminal, TerminalState},
     TerminalId,
@@ -87,7 +87,7 @@ impl OcppAdapter {
     }
 
     /// Sends one TriggerMessage and waits for its fate.
-    async fn trigger(&self, target: &TestTarget, charge_point: &str, timeout: Duration) -> Result<Fate, StoreError> {
+    async fn trigger(&self, target: &TestTarget, charge_point: &str, timeout: Duration) -> Result<Fate, CommandError> {
         let command_id = Uuid::now_v7();
         let metadata = Metadata {
             company_id: Some(target.company_id),
@@ -127,7 +127,7 @@ impl OcppAdapter {
                         command_id,
                         view.version,
                         metadata.clone(),
-                        "timeout",
+                        OcppCommandFailed::TIMEOUT,
                         None,
                         Some(reason.into()),
                     )
@@ -158,7 +158,7 @@ impl OcppAdapter {
         settings: &TestSettings,
         charge_point: &str,
         connected: bool,
-    ) -> Result<ChargePointTest, StoreError> {
+    ) -> Result<ChargePointTest, CommandError> {
         let mut result = ChargePointTest {
             charge_point_id: charge_point.to_owned(),
             connected,
@@ -184,10 +184,12 @@ impl OcppAdapter {
                         Some(format!("answered TriggerMessage with status {}", status.unwrap_or("(none)"))),
                     ),
                 },
-                Fate::Failed { reason, .. } if reason == "timeout" => {
+                Fate::Failed { reason, .. } if reason == OcppCommandFailed::TIMEOUT => {
                     (TestOutcome::Timeout, Some(format!("no answer to TriggerMessage within {timeout_ms} ms")))
                 }
-                Fate::Failed { reason, detail } if reason == "disconnected" || reason == "offline" => {
+                Fate::Failed { reason, detail }
+                    if reason == OcppCommandFailed::DISCONNECTED || reason == OcppCommandFailed::OFFLINE =>
+                {
                     (TestOutcome::NotConnected, Some(format!("disconnected before answering ({detail})")))
                 }
                 Fate::Failed { reason, detail } => (TestOutcome::Error, Some(format!("{reason}: {detail}"))),

@@ -93,6 +93,8 @@ impl OcppCommandFailed {
     pub const INVALID_RESPONSE: &'static str = "invalid_response";
     /// The `reason` of a command the charger answered with a CALLERROR.
     pub const CALL_ERROR: &'static str = "call_error";
+    /// The `reason` of a command whose charger was offline when it was due.
+    pub const OFFLINE: &'static str = "offline";
 
     /// Whether the charger did not answer in time (a code, not a message:
     /// callers match this, never the description).

@@ -12,7 +12,7 @@ use commands::{
 };
 use domain::{
     charger::{
-        command::OcppCommandRequested,
+        command::{OcppCommandFailed, OcppCommandRequested},
         requests::{csms_actions, ChargerRequest},
     },
     terminal::OcppVersion,
@@ -140,7 +140,7 @@ pub(super) async fn run_command(
                         command_id,
                         view.version,
                         metadata.clone(),
-                        "timeout",
+                        OcppCommandFailed::TIMEOUT,
                         None,
                         Some("not sent in time".into()),
                     )

@@ -6,7 +6,6 @@
 
 use axum::extract::ws::WebSocket;
 use domain::charger::{FrameRejectionsSummarized, OcppFrameEvent};
-use uuid::Uuid;
 
 use super::{close, now, Conn};
 use crate::ocpp::{
@@ -62,7 +61,7 @@ impl Conn {
             last_at: pending.last_at,
         };
         let event = OcppFrameEvent::RejectionsSummarized(summary);
-        if let Err(error) = self.commit(vec![event], vec![], vec![], None, Uuid::now_v7()).await {
+        if let Err(error) = self.append(super::append::Append::frames("ocpp.rejections_summarized", &[event])).await {
             tracing::error!(charger = %self.id, %error, "could not record the summary of rejected frames");
             let _ = self.reload().await;
             if !force {
