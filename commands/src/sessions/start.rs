@@ -142,7 +142,7 @@ impl Sessions {
         };
         let ChargerRequest { action, payload } = requests::remote_start(
             protocol,
-            Some(i64::from(started.connector_id)),
+            Some(started.connector_id),
             &started.id_tag,
             requests::remote_start_id(Utc::now()),
         );
