@@ -1,182 +1,14 @@
-//! `chargeledger audit verify`: recomputes every stream's hash chain and every
-//! seal from the stored rows and reports every broken link, by kind.
-//!
-//! One pass in position order. After a break the checker resynchronises on what
-//! is stored (a stream's chain on the stored hash, the seal chain on the stored
-//! digest), so one altered event is one finding, not one for every later event.
+//! The one-pass checker: stream chains, version order and gaps, seals and anchors.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    fmt,
-};
+use std::collections::{BTreeMap, HashMap};
 
 use domain::log::{LogEvent, RangeSealed, SEAL_STREAM};
-use futures::StreamExt;
-use serde::Serialize;
 
+use super::{AnchorResult, AuditReport, Finding, FindingKind, SealRef, VerifyOptions};
 use crate::{
     hashing::{event_hash, merkle_leaf, merkle_root, parse_hex_hash, seal_digest, Hash, HashedFields, ZERO_HASH},
-    store::{EventStore, RecordedEvent, StoreError, EVENT_COLUMNS},
+    store::RecordedEvent,
 };
-
-/// Findings listed by default; later ones are only counted.
-pub const DEFAULT_MAX_FINDINGS: usize = 100;
-
-/// What to check besides the log itself.
-#[derive(Debug, Clone)]
-pub struct VerifyOptions {
-    /// Findings kept in the report; the rest are counted in `total_findings`.
-    pub max_findings: usize,
-    /// Seal digests published elsewhere (say, consumed from the Kafka topic of
-    /// `log-seals`) that must be in the log's seal chain, which must verify up to them.
-    pub anchors: Vec<Hash>,
-}
-
-impl Default for VerifyOptions {
-    fn default() -> Self {
-        Self { max_findings: DEFAULT_MAX_FINDINGS, anchors: Vec::new() }
-    }
-}
-
-/// What verification found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditReport {
-    /// Events read (every row of the log).
-    pub events: u64,
-    /// Distinct streams.
-    pub streams: u64,
-    /// Seals checked.
-    pub seals: u64,
-    /// Last position covered by a seal.
-    pub sealed_through: i64,
-    /// Events after the last seal (chained, not yet sealed).
-    pub unsealed: u64,
-    /// The newest seal, whose digest an auditor can publish and later pass as an anchor.
-    pub latest_seal: Option<SealRef>,
-    /// The anchors asked for, and whether each was found in a seal chain that verifies up to it.
-    pub anchors: Vec<AnchorResult>,
-    /// Findings in position order, at most `max_findings` of them.
-    pub findings: Vec<Finding>,
-    /// Every finding, including those beyond `max_findings`.
-    pub total_findings: u64,
-}
-
-/// A seal of the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SealRef {
-    /// Hex digest (the `seal` field of the `log.range_sealed` event).
-    pub digest: String,
-    /// Last position the seal covers.
-    pub to_position: i64,
-    /// Position of the seal event itself.
-    pub position: i64,
-}
-
-/// One `--anchor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AnchorResult {
-    /// Hex digest asked for.
-    pub digest: String,
-    /// Position of the seal event with that digest, when it is in a seal chain that verifies up to it.
-    pub found_at: Option<i64>,
-}
-
-/// One broken link.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    /// Global position of the offending event (or of the seal that fails).
-    pub position: i64,
-    /// Stream of that event.
-    pub stream_id: String,
-    /// What kind of break.
-    pub kind: FindingKind,
-    /// What exactly is wrong.
-    pub detail: String,
-}
-
-/// Kinds of findings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// A stream's versions are not in global position order (version v+1 at a
-    /// lower position than version v); every event is there and hashes match.
-    OrderingFault,
-    /// Stream versions that never appear: a deleted event (or a stream whose
-    /// first events are gone).
-    MissingEvent,
-    /// An event's content does not match its own hash.
-    ContentAltered,
-    /// An event's previous-hash link does not match its stream's previous
-    /// event (that event was rewritten, or this one was forged into the chain),
-    /// or two events claim one stream version.
-    ChainLinkBroken,
-    /// A seal fails: its range no longer matches its Merkle root, it does not
-    /// chain to the previous seal, it does not start where the previous ended,
-    /// or its digest does not match its fields.
-    SealMismatch,
-    /// An anchor given to verify is not a seal of this log's verified chain.
-    AnchorNotFound,
-}
-
-impl FindingKind {
-    /// Human-readable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OrderingFault => "ordering fault",
-            Self::MissingEvent => "missing event",
-            Self::ContentAltered => "content altered",
-            Self::ChainLinkBroken => "chain link broken",
-            Self::SealMismatch => "seal mismatch",
-            Self::AnchorNotFound => "anchor not found",
-        }
-    }
-}
-
-impl fmt::Display for FindingKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl AuditReport {
-    /// Whether the log verified (no finding of any kind).
-    pub fn ok(&self) -> bool {
-        self.total_findings == 0
-    }
-
-    /// The first finding in position order, if any.
-    pub fn first(&self) -> Option<&Finding> {
-        self.findings.first()
-    }
-
-    /// Listed findings of one kind.
-    pub fn of_kind(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(move |f| f.kind == kind)
-    }
-}
-
-/// Verifies the whole log with the default options.
-pub async fn verify(store: &EventStore) -> Result<AuditReport, StoreError> {
-    verify_with(store, &VerifyOptions::default()).await
-}
-
-/// Verifies the whole log in one pass in position order. Memory grows with the
-/// number of streams (last version and hash of each, plus one entry per version
-/// gap still open), the unsealed tail, and the findings kept.
-pub async fn verify_with(store: &EventStore, options: &VerifyOptions) -> Result<AuditReport, StoreError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position");
-    let mut rows = sqlx::query(&sql).fetch(store.pool());
-    let mut check = Checker::new(options);
-    while let Some(row) = rows.next().await {
-        let event = RecordedEvent::from_row(&row?)?;
-        check.event(&event);
-    }
-    Ok(check.finish())
-}
 
 /// A version range of a stream not seen yet, with what is known around it.
 #[derive(Debug, Clone)]
@@ -212,7 +44,7 @@ enum Predecessor {
     Duplicate,
 }
 
-struct Checker<'o> {
+pub(super) struct Checker<'o> {
     options: &'o VerifyOptions,
     streams: HashMap<String, StreamState>,
     /// Merkle leaves of events not yet covered by a seal, in position order.
@@ -228,7 +60,7 @@ struct Checker<'o> {
 }
 
 impl<'o> Checker<'o> {
-    fn new(options: &'o VerifyOptions) -> Self {
+    pub(super) fn new(options: &'o VerifyOptions) -> Self {
         Self {
             options,
             streams: HashMap::new(),
@@ -257,7 +89,7 @@ impl<'o> Checker<'o> {
         }
     }
 
-    fn event(&mut self, event: &RecordedEvent) {
+    pub(super) fn event(&mut self, event: &RecordedEvent) {
         self.report.events += 1;
         let position = event.position;
         let stored_prev: Option<Hash> = event.prev_hash.as_slice().try_into().ok();
@@ -480,7 +312,7 @@ impl<'o> Checker<'o> {
         problems
     }
 
-    fn finish(mut self) -> AuditReport {
+    pub(super) fn finish(mut self) -> AuditReport {
         let streams = std::mem::take(&mut self.streams);
         self.report.streams = streams.len() as u64;
         let mut missing: Vec<(i64, String, String)> = Vec::new();
@@ -536,116 +368,5 @@ impl<'o> Checker<'o> {
         self.report.findings.sort_by_key(|f| f.position);
         self.report.unsealed = self.pending.len() as u64;
         self.report
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use chrono::{SubsecRound, Utc};
-    use serde_json::json;
-    use uuid::Uuid;
-
-    use super::*;
-
-    /// A correctly chained stream of `n` events (positions are set by the caller).
-    fn stream(id: &str, n: i64) -> Vec<RecordedEvent> {
-        let mut prev = ZERO_HASH;
-        (1..=n)
-            .map(|v| {
-                let mut e = RecordedEvent {
-                    position: 0,
-                    stream_id: id.into(),
-                    stream_version: v,
-                    event_id: Uuid::new_v4(),
-                    event_type: "test.happened".into(),
-                    schema_version: 1,
-                    payload: json!({ "n": v }),
-                    metadata: json!({}),
-                    recorded_at: Utc::now().trunc_subsecs(6),
-                    prev_hash: prev.to_vec(),
-                    hash: Vec::new(),
-                };
-                let hash = rehash(&prev, &e);
-                e.hash = hash.to_vec();
-                prev = hash;
-                e
-            })
-            .collect()
-    }
-
-    /// The hash `e` would have after `prev`, as the store computes it.
-    fn rehash(prev: &Hash, e: &RecordedEvent) -> Hash {
-        event_hash(
-            prev,
-            &HashedFields {
-                stream_id: &e.stream_id,
-                stream_version: e.stream_version,
-                event_id: e.event_id,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                payload: &e.payload,
-                metadata: &e.metadata,
-                recorded_at: e.recorded_at,
-            },
-        )
-    }
-
-    /// Checks the events of `s` in the order of `versions`, at positions 1, 2, ….
-    fn check_in_order(s: &[RecordedEvent], versions: &[i64]) -> AuditReport {
-        let options = VerifyOptions::default();
-        let mut checker = Checker::new(&options);
-        for (i, v) in versions.iter().enumerate() {
-            let mut e = s[*v as usize - 1].clone();
-            e.position = i as i64 + 1;
-            checker.event(&e);
-        }
-        checker.finish()
-    }
-
-    fn found(report: &AuditReport) -> Vec<(i64, FindingKind)> {
-        report.findings.iter().map(|f| (f.position, f.kind)).collect()
-    }
-
-    #[test]
-    fn versions_that_arrive_late_are_ordering_faults_and_their_links_are_still_checked() {
-        let s = stream("s", 4);
-        let report = check_in_order(&s, &[1, 4, 3, 2]);
-        assert_eq!(found(&report), [(3, FindingKind::OrderingFault), (4, FindingKind::OrderingFault)], "{report:?}");
-        assert!(report.findings[0].detail.contains("after version 4 at position 2"), "{report:?}");
-        assert!(report.findings[1].detail.contains("after version 3 at position 3"), "{report:?}");
-
-        // The same order with version 3 rewritten (hash recomputed): its links are checked when it fills the gap.
-        let mut forged = s.clone();
-        forged[2].payload = json!({ "n": 33 });
-        let hash = rehash(&forged[2].prev_hash.as_slice().try_into().unwrap(), &forged[2]);
-        forged[2].hash = hash.to_vec();
-        let report = check_in_order(&forged, &[1, 4, 3, 2]);
-        assert_eq!(
-            found(&report),
-            [(2, FindingKind::ChainLinkBroken), (3, FindingKind::OrderingFault), (4, FindingKind::OrderingFault)],
-            "version 4 no longer links to version 3: {report:?}"
-        );
-    }
-
-    #[test]
-    fn versions_that_never_arrive_are_missing_and_a_repeated_version_forks() {
-        let s = stream("s", 6);
-        let report = check_in_order(&s, &[1, 3, 6]);
-        assert_eq!(found(&report), [(2, FindingKind::MissingEvent), (3, FindingKind::MissingEvent)], "{report:?}");
-        assert!(report.findings[1].detail.contains("versions 4 to 5 never appear"), "{report:?}");
-
-        let report = check_in_order(&s, &[1, 2, 2, 3]);
-        assert_eq!(found(&report), [(3, FindingKind::ChainLinkBroken)], "{report:?}");
-        assert!(report.findings[0].detail.contains("claims stream version 2"), "{report:?}");
-
-        // A stream whose first events are gone.
-        let report = check_in_order(&s, &[3, 4]);
-        assert_eq!(found(&report), [(1, FindingKind::MissingEvent)], "{report:?}");
-        assert!(
-            report.findings[0].detail.contains("versions 1 to 2 never appear: the stream starts at version 3"),
-            "{report:?}"
-        );
     }
 }
