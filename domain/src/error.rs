@@ -162,6 +162,11 @@ impl Validator {
         self.errors.push(error);
     }
 
+    /// The failed checks, in the order they were made.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.errors
+    }
+
     /// `Ok(())` when no check failed; otherwise every failed field, wrapped by
     /// `invalid` into the refusing aggregate's error (`PaymentError::Invalid`).
     pub fn finish<E>(self, invalid: impl FnOnce(Vec<FieldError>) -> E) -> Result<(), E> {

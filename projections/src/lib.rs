@@ -4,6 +4,7 @@
 //! read-model writes, catch-up, live tail, rebuild-and-swap); each read model is
 //! a module with its projector and its queries.
 
+pub mod charger_directory;
 pub mod infrastructure;
 pub mod ocpp;
 pub mod payments;

@@ -45,8 +45,15 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         None => None,
     };
     let due = Arc::new(projections::sessions::ReadModelSessionQueue::new(pool.clone()));
-    let sessions =
-        commands::sessions::Sessions::new(store.clone(), payments.clone(), mailer, due, config.sessions.clone());
+    let chargers = Arc::new(projections::charger_directory::ReadModelChargerDirectory::new(pool.clone()));
+    let sessions = commands::sessions::Sessions::new(
+        store.clone(),
+        payments.clone(),
+        mailer,
+        due,
+        chargers,
+        config.sessions.clone(),
+    );
     let kafka = match &config.kafka {
         Some(k) => Some(gateways::kafka::KafkaProbe::new(k).context("CHARGELEDGER_KAFKA_BROKERS / _PROPERTIES")?),
         None => None,

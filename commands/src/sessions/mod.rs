@@ -7,6 +7,8 @@
 //! restart loses nothing and repeats nothing.
 
 mod adhoc;
+mod check;
+pub mod directory;
 pub mod due;
 mod lookup;
 pub mod manager;
@@ -24,13 +26,15 @@ use domain::{
         requests::{self, ChargerRequest},
     },
     payment::PaymentMethod,
-    session::{ChargeSession, SessionCommand, SessionKind, SessionState, SessionStatus, Tariff},
+    session::{ChargeSession, SessionCommand, SessionKind, SessionState, SessionStatus},
     terminal::OcppVersion,
-    CompanyId, DomainError,
+    CompanyId, DomainError, FieldError,
 };
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+pub use directory::{ChargerDirectory, ChargerSnapshot};
 pub use due::{DueQuery, DueSession, QueueError, SessionQueue};
 
 use crate::{
@@ -94,21 +98,25 @@ impl Default for SessionConfig {
     }
 }
 
-/// What `POST /charge/start` asks for.
+/// What `POST /charge/start` (and the ad-hoc start) asks for, as the
+/// transport read it: a field it could not read is an `Err` naming it, so the
+/// service's checks report it with every other bad field in one answer.
 #[derive(Debug, Clone)]
 pub struct StartInput {
     /// OCPP or ad-hoc.
     pub kind: SessionKind,
     /// Station.
     pub station_id: i64,
-    /// Charger.
-    pub charge_point_id: String,
+    /// Charger: a terminal of the company for OCPP sessions; an ad-hoc session
+    /// without one is named after its station.
+    pub charge_point_id: Option<String>,
     /// Connector.
     pub connector_id: i64,
-    /// Protocol of the charger (OCPP sessions).
-    pub protocol: Option<OcppVersion>,
+    /// Whether this process's OCPP gateway holds the charger's connection now
+    /// (fresher than the read model, which answers otherwise).
+    pub connected_here: bool,
     /// Payment method.
-    pub method: PaymentMethod,
+    pub method: Result<PaymentMethod, FieldError>,
     /// Pre-authorization, cents.
     pub amount: i64,
     /// Receipt address.
@@ -122,8 +130,10 @@ pub struct StartInput {
     /// The customer the session belongs to (a driver's `sub`), and whose
     /// wallet pays (WALLET).
     pub customer_id: Option<String>,
-    /// Tariff.
-    pub tariff: Tariff,
+    /// Tariff: reais per kWh.
+    pub price_per_kwh: Result<Decimal, FieldError>,
+    /// Tariff: reais per session.
+    pub fixed_connection_cost: Result<Decimal, FieldError>,
 }
 
 /// The session service.
@@ -133,6 +143,7 @@ pub struct Sessions {
     payments: Payments,
     mailer: Option<Arc<dyn Mailer>>,
     queue: Arc<dyn SessionQueue>,
+    directory: Arc<dyn ChargerDirectory>,
     config: SessionConfig,
 }
 
@@ -181,15 +192,17 @@ fn now() -> DateTime<Utc> {
 }
 
 impl Sessions {
-    /// A service; `queue` answers the sweep's question from the read model.
+    /// A service; `queue` answers the sweep's question and `directory` a
+    /// start's questions about its charger, from the read models.
     pub fn new(
         store: EventStore,
         payments: Payments,
         mailer: Option<Arc<dyn Mailer>>,
         queue: Arc<dyn SessionQueue>,
+        directory: Arc<dyn ChargerDirectory>,
         config: SessionConfig,
     ) -> Self {
-        Self { store, payments, mailer, queue, config }
+        Self { store, payments, mailer, queue, directory, config }
     }
 
     /// The payment service.

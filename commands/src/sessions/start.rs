@@ -14,20 +14,22 @@ use domain::{
 };
 use uuid::Uuid;
 
-use super::{now, ChargerCall, Sessions, StartInput};
+use super::{check::check_start, now, ChargerCall, Sessions, StartInput};
 use crate::{
     payments::{Actor, AuthorizeInput, NewIntent},
     CommandError,
 };
 
 impl Sessions {
-    /// Starts a session: the payment is created and authorized; once it is,
-    /// the charger is told to start (OCPP sessions).
+    /// Starts a session: the request and (OCPP sessions) the charger are
+    /// checked ([`super::check`]), the payment is created and authorized; once
+    /// it is, the charger is told to start (OCPP sessions).
     pub async fn start(
         &self,
         actor: &Actor,
         input: StartInput,
     ) -> Result<(Uuid, SessionState, IntentState), CommandError> {
+        let checked = check_start(&*self.directory, actor.company, &input).await?;
         let session_id = Uuid::now_v7();
         let id_tag = format!("CL{}", &session_id.simple().to_string()[14..32]);
         let customer = Customer {
@@ -41,13 +43,13 @@ impl Sessions {
             company_id: actor.company.as_uuid(),
             kind: input.kind,
             station_id: input.station_id,
-            charge_point_id: input.charge_point_id.clone(),
+            charge_point_id: checked.charge_point_id.clone(),
             connector_id: input.connector_id,
-            method: input.method,
+            method: checked.method,
             preauth_amount: input.amount,
             email: input.email.clone(),
             cpf: input.cpf.clone(),
-            tariff: input.tariff.clone(),
+            tariff: checked.tariff.clone(),
             payment_intent_id: Uuid::nil(),
             id_tag,
             at: now(),
@@ -57,11 +59,11 @@ impl Sessions {
         ChargeSession::decide(&SessionState::default(), SessionCommand::Start(started.clone()))?;
         let new = NewIntent {
             amount: input.amount,
-            method: input.method,
+            method: checked.method,
             customer,
             description: Some(format!(
                 "charging at station {} ({} connector {})",
-                input.station_id, input.charge_point_id, input.connector_id
+                input.station_id, checked.charge_point_id, input.connector_id
             )),
             top_up_wallet: None,
         };
@@ -86,7 +88,7 @@ impl Sessions {
             }
             Err(e) => return Err(e),
         };
-        let state = self.on_payment(actor, session_id, &intent, input.protocol).await?;
+        let state = self.on_payment(actor, session_id, &intent, checked.protocol).await?;
         Ok((session_id, state, intent))
     }
 

@@ -42,7 +42,9 @@ pub fn cpf_valid(raw: &str) -> bool {
     check(9) == digits[9] && check(10) == digits[10]
 }
 
-fn email_valid(raw: &str) -> bool {
+/// An e-mail address as every aggregate accepts one (a payer's, a session's
+/// receipt address): `user@domain.tld`, no whitespace, at most 254 characters.
+pub fn email_valid(raw: &str) -> bool {
     let Some((user, domain)) = raw.split_once('@') else { return false };
     !user.is_empty()
         && domain.contains('.')

@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use decide::cpf_valid;
+pub use decide::{cpf_valid, email_valid};
 pub use error::PaymentError;
 pub use events::*;
 

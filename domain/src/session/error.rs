@@ -19,6 +19,13 @@ pub enum SessionError {
     /// `Start` on a session that has started.
     #[error("charge session already started")]
     AlreadyStarted,
+    /// An OCPP session was asked of a charger that is connected to no gateway:
+    /// refused before any money moves.
+    #[error("{charge_point_id} is offline: nothing was authorized")]
+    ChargerOffline {
+        /// The charger.
+        charge_point_id: String,
+    },
     /// The session's status does not allow what a service was asked (ad-hoc
     /// progress or completion of a session that is not charging).
     #[error("the session is {}", .status.as_str())]
@@ -34,7 +41,7 @@ impl SessionError {
         match self {
             Self::Invalid(fields) => RefusalKind::Validation(fields),
             Self::NotFound => RefusalKind::NotFound,
-            Self::AlreadyStarted | Self::NotInState { .. } => RefusalKind::Conflict,
+            Self::AlreadyStarted | Self::ChargerOffline { .. } | Self::NotInState { .. } => RefusalKind::Conflict,
         }
     }
 }

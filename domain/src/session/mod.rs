@@ -8,12 +8,14 @@
 
 mod error;
 mod events;
+mod rules;
 #[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
 pub use error::SessionError;
 pub use events::*;
+pub use rules::{start_errors, StartFields};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -160,12 +162,6 @@ pub fn cost(tariff: &Tariff, energy_wh: i64) -> (Decimal, i64) {
     (exact, Money::from_decimal(exact).to_cents().unwrap_or(i64::MAX))
 }
 
-fn email_ok(e: &str) -> bool {
-    e.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.ends_with('.'))
-        && !e.contains(char::is_whitespace)
-        && e.len() <= 254
-}
-
 /// The charge session aggregate.
 #[derive(Debug)]
 pub struct ChargeSession;
@@ -194,30 +190,10 @@ impl Aggregate for ChargeSession {
                 if s.started.is_some() {
                     return Err(SessionError::AlreadyStarted);
                 }
-                let mut v = crate::error::Validator::default();
-                v.check(
-                    start.preauth_amount > 0 && start.preauth_amount <= 10_000_000,
-                    "amount",
-                    "must be 1 to 10000000 cents",
-                );
-                v.check(email_ok(&start.email), "email", "is not a valid e-mail address");
-                if let Some(cpf) = &start.cpf {
-                    v.check(crate::payment::cpf_valid(cpf), "cpf", "is not a valid CPF (check digits)");
+                let errors = start_errors(StartFields::from(&start));
+                if !errors.is_empty() {
+                    return Err(SessionError::Invalid(errors));
                 }
-                v.check(start.connector_id >= 0, "connectorId", "must be 0 or more");
-                v.check(start.station_id > 0, "stationId", "must be a positive integer");
-                v.check(
-                    start.tariff.price_per_kwh >= Decimal::ZERO && start.tariff.price_per_kwh <= Decimal::new(100, 0),
-                    "charger.price",
-                    "must be between 0 and 100 reais per kWh",
-                );
-                v.check(
-                    start.tariff.fixed_connection_cost >= Decimal::ZERO
-                        && start.tariff.fixed_connection_cost <= Decimal::new(1000, 0),
-                    "charger.fixed_connection_cost",
-                    "must be between 0 and 1000 reais",
-                );
-                v.finish(SessionError::Invalid)?;
                 vec![E::Started(start)]
             }
             C::PaymentAuthorized { amount, at } => match s.status {

@@ -146,6 +146,58 @@ fn invalid_starts_name_the_fields() {
 }
 
 #[test]
+fn a_start_is_checked_by_one_set_of_rules_with_the_payments_e_mail_rule() {
+    // Given a start's fields, when they break the rules, then each is named once with its message.
+    let ok = start();
+    let fields = |f: StartFields<'_>| {
+        start_errors(f).into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>()
+    };
+    assert!(fields(StartFields::from(&ok)).is_empty());
+    let bad = StartFields {
+        amount: 0,
+        email: "driver@company",
+        price_per_kwh: Some(Decimal::new(-1, 0)),
+        fixed_connection_cost: None,
+        ..StartFields::from(&ok)
+    };
+    assert_eq!(
+        fields(bad),
+        [
+            "amount: must be above zero (cents)",
+            "email: is not a valid e-mail address",
+            "charger.price: must not be below zero"
+        ]
+    );
+    let high = StartFields {
+        amount: 10_000_001,
+        email: "driver@.company.com",
+        price_per_kwh: Some(Decimal::new(101, 0)),
+        fixed_connection_cost: Some(Decimal::new(1001, 0)),
+        ..StartFields::from(&ok)
+    };
+    assert_eq!(
+        fields(high),
+        [
+            "amount: must be 1 to 10000000 cents",
+            "email: is not a valid e-mail address",
+            "charger.price: must be between 0 and 100 reais per kWh",
+            "charger.fixed_connection_cost: must be between 0 and 1000 reais"
+        ]
+    );
+    // The session and the payment agree on e-mail addresses.
+    for email in ["driver@company.com", "x@y", "@company.com", "driver@.company.com", "a b@c.com", "driver@company."] {
+        assert_eq!(
+            fields(StartFields { email, ..StartFields::from(&ok) }).is_empty(),
+            crate::payment::email_valid(email),
+            "{email}"
+        );
+    }
+    let offline = SessionError::ChargerOffline { charge_point_id: "EVSE-1".into() };
+    assert_eq!(offline.to_string(), "EVSE-1 is offline: nothing was authorized");
+    assert_eq!(offline.kind(), crate::RefusalKind::Conflict);
+}
+
+#[test]
 fn a_session_starts_once_and_unknown_sessions_are_not_found() {
     // Given a started session, when it is started again, then it is refused.
     let mut s = SessionState::default();
