@@ -87,18 +87,6 @@ pub async fn run_as<T, E: From<CommandError>>(
     run_inner(store, ctx, command_type, streams, decide, answer, true).await
 }
 
-/// [`run_optimistic_as`] with [`CommandError`].
-pub async fn run_optimistic<T>(
-    store: &EventStore,
-    ctx: &CommandContext,
-    command_type: &str,
-    streams: Vec<Stream>,
-    decide: impl FnMut(&mut Decision) -> Result<T, CommandError>,
-    answer: impl Fn(&T) -> Value,
-) -> Result<Ran<T>, CommandError> {
-    run_inner(store, ctx, command_type, streams, decide, answer, false).await
-}
-
 /// [`run_as`] for commands whose ids repeat rarely (a charger's messages,
 /// each under its own message id): no look-up in `command_log` before
 /// deciding. A repeat is still caught, by the append's unique command id, and

@@ -21,7 +21,7 @@ use std::{any::Any, time::Duration};
 use domain::{Aggregate, DomainError};
 use serde_json::Value;
 
-pub use self::execute::{run, run_as, run_optimistic, run_optimistic_as};
+pub use self::execute::{run, run_as, run_optimistic_as};
 use crate::{
     handler::CommandError,
     store::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, StreamWrite},

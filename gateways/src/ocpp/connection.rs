@@ -111,6 +111,11 @@ pub(super) async fn run(gateway: Gateway, id: TerminalId, version: OcppVersion, 
     let _ = done.send(());
 }
 
+/// The refusal of the CALL `id` for `action`.
+fn refusal(id: &str, action: &str, code: ErrorCode, description: String) -> frame::FrameError {
+    frame::FrameError { id: Some(id.to_owned()), type_id: Some(2), action: Some(action.to_owned()), code, description }
+}
+
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.to_owned().into() }))
 }
@@ -385,13 +390,7 @@ impl Conn {
         action: String,
         payload: Value,
     ) -> Result<(), String> {
-        let refuse = |code: ErrorCode, description: String| frame::FrameError {
-            id: Some(id.clone()),
-            type_id: Some(2),
-            action: Some(action.clone()),
-            code,
-            description,
-        };
+        let refuse = |code, description| refusal(&id, &action, code, description);
         if !schema::knows(self.version, &action) {
             return self
                 .reject(socket, raw, refuse(ErrorCode::NotImplemented, format!("{action} is not an OCPP action")))

@@ -155,7 +155,7 @@ impl Conn {
         let streams = self.streams(!frames.is_empty(), command.is_some(), &writes, cause, Some(command_id.clone()));
         let ctx = self.context(cause.unwrap_or_else(Uuid::now_v7), command_id);
         let (frame_stream, charger_stream) = (self.frame_stream(), self.charger_stream());
-        let ran = decision::run_optimistic(
+        let ran = decision::run_optimistic_as::<_, CommandError>(
             &self.store,
             &ctx,
             command_type,

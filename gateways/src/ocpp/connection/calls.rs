@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     append::{Append, CommandWrite},
-    now, Conn, InFlight, EFFECTFUL,
+    now, refusal, Conn, InFlight, EFFECTFUL,
 };
 use crate::ocpp::{
     frame::{self, ErrorCode, Frame},
@@ -55,13 +55,7 @@ impl Conn {
         action: String,
         payload: Value,
     ) -> Result<(), String> {
-        let refuse = |code: ErrorCode, description: String| frame::FrameError {
-            id: Some(id.clone()),
-            type_id: Some(2),
-            action: Some(action.clone()),
-            code,
-            description,
-        };
+        let refuse = |code, description| refusal(&id, &action, code, description);
         let heartbeat = self.gateway.inner.config.heartbeat_interval_s;
         let at = now();
         // An effectful message's id is its own (a repeat is the same command);
