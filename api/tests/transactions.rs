@@ -15,6 +15,9 @@ use sqlx::PgPool;
 use support::{charger::*, pagarme::FakePagarme, *};
 use uuid::Uuid;
 
+#[path = "transactions/budget.rs"]
+mod budget;
+
 struct World {
     app: TestApp,
     fake: FakePagarme,
@@ -70,8 +73,13 @@ impl World {
 
     /// Starts a card session on `c` (retrying while the read model has not yet seen it online).
     async fn start(&self, c: &Charger) -> (String, String) {
+        self.start_authorizing(c, 5000).await
+    }
+
+    /// [`World::start`], pre-authorizing `amount` cents.
+    async fn start_authorizing(&self, c: &Charger, amount: i64) -> (String, String) {
         let body = json!({
-            "stationId": c.station, "chargePointId": c.id, "connectorId": 1, "method": "CREDIT_CARD", "amount": 5000,
+            "stationId": c.station, "chargePointId": c.id, "connectorId": 1, "method": "CREDIT_CARD", "amount": amount,
             "email": "driver@company.com", "cpf": "12345678909", "cardToken": "tok_ok",
             "charger": {"price": 1.50, "fixed_connection_cost": 2.00}
         });
