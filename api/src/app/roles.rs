@@ -56,12 +56,16 @@ pub async fn run_project(config: Config, shutdown: CancellationToken) -> anyhow:
     Ok(())
 }
 
-/// `chargeledger workers`: the payment reconciler (and, later, the other queues).
+/// `chargeledger workers`: the session manager and its queues, the webhook
+/// scheduler and dispatcher, the payment reconciler and the idempotency-key
+/// pruner; with the cross-process wake-ups, so what the workers append wakes
+/// the other processes at once (and theirs wake the workers), not on a poll.
 pub async fn run_workers(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_secrets(&config, false)?;
     let pool = connect_writable(&config).await?;
     let state = state(config, pool)?;
     let mut tasks = JoinSet::new();
+    spawn_signals(&mut tasks, &state.store, &shutdown);
     spawn_workers(&mut tasks, &state, &shutdown);
     tracing::info!(gateway = state.payments.gateway_name(), "workers running");
     shutdown.cancelled().await;
