@@ -15,14 +15,16 @@ use crate::{
 async fn load(store: &EventStore, streams: &mut [Stream]) -> Result<Decision, CommandError> {
     let mut slots = Vec::with_capacity(streams.len());
     for stream in streams.iter_mut() {
-        let (state, version, hash) = match stream.known.take() {
-            Some(known) => known,
-            None if stream.new => ((stream.fold)(&[])?, 0, None),
-            None if stream.tip_only => {
+        let (state, version, hash) = match (stream.fixed, stream.known.take()) {
+            // Never re-read: the version it must be at is the point.
+            (Some(version), _) => ((stream.fold)(&[])?, version, None),
+            (None, Some(known)) => known,
+            (None, None) if stream.new => ((stream.fold)(&[])?, 0, None),
+            (None, None) if stream.tip_only => {
                 let (version, hash) = store.stream_tip(&stream.id).await?;
                 ((stream.fold)(&[])?, version, hash)
             }
-            None => {
+            (None, None) => {
                 let recorded = store.read_stream(&stream.id).await?;
                 let version = recorded.last().map_or(0, |r| r.stream_version);
                 ((stream.fold)(&recorded)?, version, recorded.last().map(RecordedEvent::hash_array))
@@ -122,8 +124,8 @@ async fn run_inner<T, E: From<CommandError>>(
         if attempt > 0 {
             tokio::time::sleep(backoff(attempt)).await;
             // What the caller knew is stale now: read every stream from the log
-            // (except those that must be at a fixed version).
-            for stream in streams.iter_mut().filter(|s| !s.fixed) {
+            // (a fixed-version stream is never read: see `load`).
+            for stream in &mut streams {
                 stream.known = None;
             }
         }
@@ -164,7 +166,8 @@ async fn run_inner<T, E: From<CommandError>>(
             Ok(events) => return Ok(Ran::Decided { value, answer: stored, events }),
             Err(conflict @ StoreError::Conflict { .. })
                 if streams.iter().any(|s| {
-                    s.fixed && matches!(&conflict, StoreError::Conflict { stream_id, .. } if *stream_id == s.id)
+                    s.fixed.is_some()
+                        && matches!(&conflict, StoreError::Conflict { stream_id, .. } if *stream_id == s.id)
                 }) =>
             {
                 return Err(CommandError::from(conflict).into())

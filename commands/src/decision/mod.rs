@@ -72,9 +72,10 @@ pub struct Stream {
     /// Only the stream's last event is read (its version and hash), never
     /// folded: a stream only appended to, such as a charger's frames.
     tip_only: bool,
-    /// The stream must be at exactly this version; a conflict there is the
-    /// answer, never retried (a charger command's fate is appended once).
-    fixed: bool,
+    /// The stream must be at exactly this version, on every attempt; a
+    /// conflict there is the answer, never retried (a charger command's fate
+    /// is appended once).
+    fixed: Option<i64>,
     metadata: Option<Metadata>,
 }
 
@@ -90,7 +91,7 @@ impl Stream {
     where
         A::State: 'static,
     {
-        Self { id: id.into(), fold: fold::<A>, known: None, new: false, tip_only: false, fixed: false, metadata: None }
+        Self { id: id.into(), fold: fold::<A>, known: None, new: false, tip_only: false, fixed: None, metadata: None }
     }
 
     /// A stream of `A` that must not exist yet (nothing is read).
@@ -120,23 +121,25 @@ impl Stream {
             known: Some((Box::new(()), version, hash)),
             new: false,
             tip_only: true,
-            fixed: false,
+            fixed: None,
             metadata: None,
         }
     }
 
     /// A stream no aggregate folds that must be at exactly `version` (a
-    /// charger command's, whose `sent` goes at 1 and its fate at 2): if another
-    /// writer got there first, [`run`] answers that conflict instead of
-    /// deciding again, so the event is appended at that version or not at all.
+    /// charger command's: its `sent` only after the request, at 1; its fate
+    /// only after `sent`, at 2), on every attempt: when another writer got
+    /// there first, [`run`] answers that conflict instead of deciding again,
+    /// even if the decision is retried for a conflict on another stream. So
+    /// the event is appended right after `version` or not at all.
     pub fn at(id: impl Into<String>, version: i64) -> Self {
-        Self { fixed: true, ..Self::tip(id, version, None) }
+        Self { fixed: Some(version), ..Self::tip(id, version, None) }
     }
 
     /// A stream no aggregate folds that must not exist yet (a charger
     /// command's): only [`Decision::record`] appends to it.
     pub fn new_record(id: impl Into<String>) -> Self {
-        Self { id: id.into(), fold: no_state, known: None, new: true, tip_only: false, fixed: false, metadata: None }
+        Self { id: id.into(), fold: no_state, known: None, new: true, tip_only: false, fixed: None, metadata: None }
     }
 
     /// Events appended to this stream carry `metadata` instead of the context's.

@@ -84,3 +84,48 @@ async fn concurrent_duplicates_of_a_registration_all_get_the_first_outcome(pool:
     assert!(outcomes.windows(2).all(|w| w[0].outcome == w[1].outcome));
     assert_eq!(store.read_stream("terminal-EVSE-DUP").await.unwrap().len(), 1);
 }
+
+/// A stream at a fixed version (a charger command's `sent`) keeps that version
+/// when the decision is retried for a conflict on another stream (the
+/// connection's frames): a second connection that lost the race must not send
+/// the command again at the next free version.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_fixed_version_stream_is_not_re_read_when_another_stream_conflicts(pool: PgPool) {
+    use chargeledger_commands::decision::{self, Stream};
+    let store = EventStore::new(pool);
+    let company = Uuid::new_v4();
+    // The command was requested (version 1), and its frames stream has a frame.
+    store.append(&[write("cmd-1", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    store.append(&[write("frames-1", ExpectedVersion::NoStream, vec![new_event(2)])], None).await.unwrap();
+    // The winner: its `sent` at version 2, with its frame.
+    store
+        .append(
+            &[
+                write("frames-1", ExpectedVersion::Exact(1), vec![new_event(2)]),
+                write("cmd-1", ExpectedVersion::Exact(1), vec![new_event(3)]),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    // The loser still believes the frames are at 1: its first attempt
+    // conflicts there; the retry must then meet the command's conflict.
+    let loser = decision::run(
+        &store,
+        &ctx(company, None, "send"),
+        "ocpp.command_sent",
+        vec![Stream::tip("frames-1", 1, None), Stream::at("cmd-1", 1)],
+        |d| {
+            d.record_new("frames-1", [new_event(2)])?;
+            d.record_new("cmd-1", [new_event(3)])
+        },
+        |_| serde_json::Value::Null,
+    )
+    .await;
+    assert!(
+        matches!(&loser, Err(CommandError::Store(StoreError::Conflict { stream_id, .. })) if stream_id == "cmd-1"),
+        "{loser:?}"
+    );
+    let versions: Vec<i64> = store.read_stream("cmd-1").await.unwrap().iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, vec![1, 2], "sent once");
+}

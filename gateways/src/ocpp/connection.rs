@@ -341,18 +341,19 @@ impl Conn {
         received.rejection = Some(FrameRejection { code, description: frame::storable(&description).into_owned() });
         let sent = self.frame(Direction::Out, Some(4), error.id, error.action, reply.to_text());
         let frames = vec![OcppFrameEvent::Received(received), OcppFrameEvent::Sent(sent)];
-        self.answer_recorded(socket, frames, reply).await
+        self.answer_recorded(socket, "ocpp.frame_refused", frames, reply).await
     }
 
     /// Records the frames, then sends the reply; closes the connection instead
     /// of answering when they cannot be recorded.
-    async fn answer_recorded(
+    pub(super) async fn answer_recorded(
         &mut self,
         socket: &mut WebSocket,
+        command_type: &'static str,
         frames: Vec<OcppFrameEvent>,
         reply: Frame,
     ) -> Result<(), String> {
-        if let Err(store_error) = self.append(Append::frames("ocpp.frame_refused", &frames)).await {
+        if let Err(store_error) = self.append(Append::frames(command_type, &frames)).await {
             tracing::error!(charger = %self.id, %store_error, "could not record a frame; closing instead of answering");
             let _ = socket.send(close(1011, "the platform cannot record this message now; retry")).await;
             return Err(format!("could not record a frame: {store_error}"));

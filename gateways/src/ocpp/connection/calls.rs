@@ -111,11 +111,9 @@ impl Conn {
                 // The same message again (a retry after a reconnect): the first
                 // answer, no second effect; the frames are still recorded.
                 let reply = Frame::CallResult { id: id.clone(), payload: stored };
+                // Not answered unless recorded: closed instead, the charger retries.
                 let frames = self.exchange(&id, &action, &raw, &reply);
-                if let Err(error) = self.append(Append::frames("ocpp.repeated_call", &frames)).await {
-                    tracing::error!(charger = %self.id, %error, "could not record a repeated frame");
-                }
-                self.send(socket, reply.to_text()).await
+                self.answer_recorded(socket, "ocpp.repeated_call", frames, reply).await
             }
             Err(CallFailure::Refuse(code, description)) => self.reject(socket, raw, refuse(code, description)).await,
             Err(CallFailure::OwnResponse(problem)) => {
