@@ -8,7 +8,7 @@
 
 use commands::{
     decision::{self, Decision, Ran, Stream},
-    CommandContext, CommandError, NewEvent, RecordedEvent,
+    CommandContext, CommandError, NewEvent, RecordedEvent, StoreError,
 };
 use domain::charger::{command::command_stream_id, Charger, ChargerCommand, ChargerState, OcppFrameEvent};
 use serde_json::Value;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{Conn, Tip};
 
+#[derive(Clone)]
 /// An event for a charger command's stream, appended only if the stream is
 /// at `after` (1: requested, so this is its `sent`; 2: sent, so its fate).
 pub(super) struct CommandWrite {
@@ -31,6 +32,7 @@ impl CommandWrite {
 }
 
 /// What one append holds besides a decision on the charger.
+#[derive(Clone)]
 pub(super) struct Append {
     /// What the `command_log` row says it was (`ocpp.connect`, `ocpp.frame`, …).
     pub(super) command_type: &'static str,
@@ -144,8 +146,21 @@ impl Conn {
         }
     }
 
-    /// Appends `append` through the command path.
+    /// Appends `append` through the command path; once more after reloading
+    /// when the database itself failed (a dropped connection): conflicts are
+    /// retried by the path, this covers what the path does not.
     pub(super) async fn append(&mut self, append: Append) -> Result<(), CommandError> {
+        match self.append_once(append.clone()).await {
+            Err(CommandError::Store(error @ StoreError::Database(_))) => {
+                tracing::warn!(charger = %self.id, %error, "could not record {}; retrying", append.command_type);
+                self.reload().await?;
+                self.append_once(append).await
+            }
+            other => other,
+        }
+    }
+
+    async fn append_once(&mut self, append: Append) -> Result<(), CommandError> {
         let Append { command_type, frames, writes, command, ignore_refusal } = append;
         if frames.is_empty() && writes.is_empty() && command.is_none() {
             return Ok(());

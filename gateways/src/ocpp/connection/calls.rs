@@ -64,7 +64,10 @@ impl Conn {
             let mut h = Sha256::new();
             h.update(action.as_bytes());
             h.update(payload.to_string().as_bytes());
-            format!("ocpp:{}:{}:{}", self.id, id, &hex::encode(h.finalize())[..16])
+            // The charger id's length keeps ids of two chargers apart
+            // even when terminal ids and message ids hold `:`.
+            let charger = self.id.as_str();
+            format!("ocpp:{}:{charger}:{id}:{}", charger.len(), &hex::encode(h.finalize())[..16])
         } else {
             self.fresh_command_id()
         };
