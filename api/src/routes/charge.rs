@@ -46,6 +46,21 @@ fn session_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("charge session not found".into()))
 }
 
+/// The session `raw` names, if the caller may read it: its company's, and for
+/// a driver its own (`what` names it in the 404).
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    what: &str,
+) -> Result<(Uuid, CompanyId, SessionState), ApiError> {
+    let id = session_id(raw)?;
+    let company = CompanyId(caller.company_id);
+    let session = state.sessions.get(company, id).await?;
+    caller.must_own(owner(&session), what)?;
+    Ok((id, company, session))
+}
+
 /// Stop charging: remote stop while CHARGING, void while pre-authorized, the current state when already stopped.
 #[utoipa::path(post, path = "/charge/stop", tag = "Charge orchestration", request_body = StopChargeDto,
     responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)),
@@ -75,10 +90,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&id)?;
-    let company = CompanyId(caller.company_id);
-    let session = state.sessions.get(company, id).await?;
-    caller.must_own(owner(&session), "charge session")?;
+    let (id, company, session) = readable(&state, &caller, &id, "charge session").await?;
     Ok(Json(view(&state, company, id, &session).await?))
 }
 
@@ -92,10 +104,7 @@ pub async fn events(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<crate::routes::payments::HistoryEvent>>, ApiError> {
-    let id = session_id(&id)?;
-    let company = CompanyId(caller.company_id);
-    let session = state.sessions.get(company, id).await?;
-    caller.must_own(owner(&session), "charge session")?;
+    let (id, company, session) = readable(&state, &caller, &id, "charge session").await?;
     let mut events = state.sessions.history(company, id).await?;
     if let (Some(started), Some(tx)) = (&session.started, &session.transaction_id) {
         let charger = format!("charger-{}", started.charge_point_id);

@@ -10,11 +10,11 @@ use axum::{
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{
     session::{SessionKind, SessionState},
-    CompanyId, FieldError,
+    FieldError,
 };
 use serde_json::json;
 
-use super::{actor, dto::view, owner, session_id, CompleteDto, ListParams, ProgressDto, SessionPage, SessionView};
+use super::{actor, dto::view, readable, session_id, CompleteDto, ListParams, ProgressDto, SessionPage, SessionView};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -102,11 +102,8 @@ pub async fn adhoc_get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&id)?;
-    let company = CompanyId(caller.company_id);
-    let session = state.sessions.get(company, id).await?;
+    let (id, company, session) = readable(&state, &caller, &id, "ad-hoc charge").await?;
     adhoc(&session)?;
-    caller.must_own(owner(&session), "ad-hoc charge")?;
     Ok(Json(view(&state, company, id, &session).await?))
 }
 
