@@ -88,6 +88,65 @@ async fn a_refused_append_with_a_command_records_no_command(pool: PgPool) {
     assert_eq!(read_everything(&store).await.len(), 1);
 }
 
+/// A write whose predecessor (version and hash) the caller knows, so the
+/// command row can ride in its insert.
+fn known(stream: &str, after: &chargeledger_commands::RecordedEvent, n: i64) -> chargeledger_commands::StreamWrite {
+    chargeledger_commands::StreamWrite {
+        prev_hash: Some(after.hash_array()),
+        ..write(stream, ExpectedVersion::Exact(after.stream_version), vec![new_event(n)])
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_multi_stream_command_is_recorded_once_with_its_events_or_not_at_all(pool: PgPool) {
+    let store = EventStore::new(pool.clone());
+    let a = store.append(&[write("s-a", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    let b = store.append(&[write("s-b", ExpectedVersion::NoStream, vec![new_event(2)])], None).await.unwrap();
+    let commands = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM command_log").fetch_one(&pool).await.unwrap()
+    };
+
+    // The second write is stale: neither stream moves and no command is left
+    // behind (its row rode in the first write's insert, rolled back with it).
+    let stale = chargeledger_commands::StreamWrite { prev_hash: Some([7; 32]), ..known("s-b", &b[0], 3) };
+    let cmd = command("multi-1");
+    let err = store.append(&[known("s-a", &a[0], 3), stale], Some(&cmd)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { ref stream_id, .. } if stream_id == "s-b"), "{err}");
+    assert_eq!(commands().await, 0);
+    assert_eq!(read_everything(&store).await.len(), 2);
+
+    // Both known: one command row, both streams at version 2.
+    let done = store.append(&[known("s-a", &a[0], 4), known("s-b", &b[0], 5)], Some(&cmd)).await.unwrap();
+    assert_eq!(done.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(commands().await, 1);
+    assert!(store.find_command(cmd.company_id, "multi-1").await.unwrap().is_some());
+
+    // The same command id again (fresh predecessors): a duplicate, nothing appended.
+    let (a2, b2) = (&done[0], &done[1]);
+    let err = store.append(&[known("s-a", a2, 6), known("s-b", b2, 7)], Some(&cmd)).await.unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateCommand(ref id) if id == "multi-1"), "{err}");
+    assert_eq!(read_everything(&store).await.len(), 4);
+
+    // The first write's predecessor is unknown (Any): the row rides in the
+    // second's insert; with no known predecessor at all it is recorded first.
+    let cmd2 = command("multi-2");
+    let any_first = store
+        .append(&[write("s-a", ExpectedVersion::Any, vec![new_event(8)]), known("s-b", b2, 9)], Some(&cmd2))
+        .await
+        .unwrap();
+    assert_eq!(any_first.len(), 2);
+    let cmd3 = command("multi-3");
+    store
+        .append(
+            &[write("s-a", ExpectedVersion::Any, vec![new_event(10)]), write("s-c", ExpectedVersion::Any, vec![new_event(11)])],
+            Some(&cmd3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(commands().await, 3);
+    assert_eq!(read_everything(&store).await.len(), 8);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn one_transaction_may_append_to_the_same_stream_twice(pool: PgPool) {
     let store = EventStore::new(pool.clone());

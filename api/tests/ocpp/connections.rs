@@ -78,6 +78,25 @@ async fn a_second_connection_replaces_the_first_cleanly(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(kinds[..3], ["charger.connected", "charger.disconnected", "charger.connected"]);
+    // The replaced connection's own disconnection is refused (the log no
+    // longer holds it open): it leaves no command behind that wrote nothing.
+    // (Read once the second connection's disconnection, a second later than
+    // the refused one, is recorded.)
+    for _ in 0..200 {
+        let q = "SELECT count(*) FROM events WHERE stream_id = 'charger-EVSE-TWICE' AND event_type = 'charger.disconnected'";
+        if scalar(&s, q).await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let empty: Vec<(String, String)> = sqlx::query_as(
+        "SELECT command_type, command_id FROM command_log c WHERE c.command_type LIKE 'ocpp.%' \
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.metadata->>'commandId' = c.command_id)",
+    )
+    .fetch_all(&s.app.running.state.pool)
+    .await
+    .unwrap();
+    assert!(empty.is_empty(), "commands that appended nothing: {empty:?}");
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -144,10 +144,12 @@ async fn run_inner<T, E: From<CommandError>>(
             }
         };
         let stored = answer(&value);
-        let writes = decision.writes(&metadata);
+        let writes = decision.take_writes(&metadata);
         // Nothing to append: only a caller-given id is still recorded, so a
-        // repeat (or a concurrent duplicate) gets this answer, not another decision.
-        if writes.is_empty() && decision.side.is_empty() && !repeatable {
+        // repeat (or a concurrent duplicate) gets this answer, not another
+        // decision. A charger's (optimistic) command that decided nothing
+        // records nothing: its id is fresh, or it has frames to write.
+        if writes.is_empty() && decision.side.is_empty() && (!repeatable || !look_first) {
             return Ok(Ran::Decided { value, answer: stored, events: vec![] });
         }
         let record = CommandRecord {
@@ -192,11 +194,7 @@ async fn append_with_side_writes(
     side: Vec<SideWrite>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut tx = store.begin().await?;
-    tx.record_command(record).await?;
-    let mut recorded = Vec::new();
-    for write in writes {
-        recorded.extend(tx.append(write).await?);
-    }
+    let recorded = tx.append_all(writes, Some(record)).await?;
     for write in side {
         write(tx.conn()).await?;
     }

@@ -190,6 +190,18 @@ impl Decision {
         self.slot(id)?.state.downcast_ref::<A::State>().ok_or_else(|| CommandError::Undeclared(id.to_owned()))
     }
 
+    /// Takes the current state of stream `id` out of the decision, for a
+    /// caller that keeps it (a connection's charger), instead of cloning it.
+    /// Later reads of this stream's state in the decision see the default state.
+    pub fn take_state<A: Aggregate>(&mut self, id: &str) -> Result<A::State, CommandError>
+    where
+        A::State: 'static,
+    {
+        let slot = self.slot_mut(id)?;
+        let state = slot.state.downcast_mut::<A::State>().ok_or_else(|| CommandError::Undeclared(slot.id.clone()))?;
+        Ok(std::mem::take(state))
+    }
+
     /// The version stream `id` had when it was loaded (0: no events yet).
     pub fn loaded_version(&self, id: &str) -> Result<i64, CommandError> {
         Ok(self.slot(id)?.version)
@@ -282,16 +294,18 @@ impl Decision {
         self.slots.iter().all(|s| s.events.is_empty())
     }
 
-    fn writes(&self, metadata: &Metadata) -> Vec<StreamWrite> {
+    /// Moves the decided events out into the append's writes (an attempt's
+    /// decision is not used again: a retry loads a new one).
+    fn take_writes(&mut self, metadata: &Metadata) -> Vec<StreamWrite> {
         self.slots
-            .iter()
+            .iter_mut()
             .filter(|s| !s.events.is_empty())
             .map(|s| StreamWrite {
                 stream_id: s.id.clone(),
                 expected: s.expected,
                 prev_hash: s.hash,
-                events: s.events.clone(),
-                metadata: s.metadata.clone().unwrap_or_else(|| metadata.clone()),
+                events: std::mem::take(&mut s.events),
+                metadata: s.metadata.take().unwrap_or_else(|| metadata.clone()),
             })
             .collect()
     }

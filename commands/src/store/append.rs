@@ -53,13 +53,7 @@ impl EventStore {
         command: Option<&CommandRecord>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut tx = self.begin().await?;
-        if let Some(command) = command {
-            tx.record_command(command).await?;
-        }
-        let mut recorded = Vec::new();
-        for write in writes {
-            recorded.extend(tx.append(write).await?);
-        }
+        let recorded = tx.append_all(writes, command).await?;
         tx.commit().await?;
         Ok(recorded)
     }

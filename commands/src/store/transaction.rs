@@ -54,8 +54,43 @@ impl LogTransaction {
         Ok(())
     }
 
+    /// Appends several streams' events and records `command` with them. The
+    /// command row rides in the insert of the first write whose predecessor
+    /// the caller knows (one statement less per multi-stream command, and its
+    /// predecessor check guards the command row too); without such a write it
+    /// is recorded first on its own.
+    pub async fn append_all(
+        &mut self,
+        writes: &[StreamWrite],
+        command: Option<&CommandRecord>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let carrier = |w: &StreamWrite| !w.events.is_empty() && known_predecessor(w).is_some();
+        let mut command = command;
+        if let Some(record) = command.filter(|_| !writes.iter().any(carrier)) {
+            self.record_command(record).await?;
+            command = None;
+        }
+        let mut recorded = Vec::new();
+        for write in writes {
+            let with = command.filter(|_| carrier(write));
+            recorded.extend(self.append_recording(write, with).await?);
+            if with.is_some() {
+                command = None;
+            }
+        }
+        Ok(recorded)
+    }
+
     /// Appends one stream's events with its concurrency check.
     pub async fn append(&mut self, write: &StreamWrite) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.append_recording(write, None).await
+    }
+
+    async fn append_recording(
+        &mut self,
+        write: &StreamWrite,
+        command: Option<&CommandRecord>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         if write.events.is_empty() {
             return Ok(vec![]);
         }
@@ -64,7 +99,7 @@ impl LogTransaction {
         }
         let (last_version, prev_hash) = self.resolve_expected(write).await?;
         let Some(recorded) =
-            insert_events(&mut *self.tx, write, last_version, prev_hash, self.next_index, None).await?
+            insert_events(&mut *self.tx, write, last_version, prev_hash, self.next_index, command).await?
         else {
             return Err(self.refusal(write, last_version, prev_hash).await?);
         };

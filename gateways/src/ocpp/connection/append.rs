@@ -150,24 +150,24 @@ impl Conn {
     /// when the database itself failed (a dropped connection): conflicts are
     /// retried by the path, this covers what the path does not.
     pub(super) async fn append(&mut self, append: Append) -> Result<(), CommandError> {
-        match self.append_once(append.clone()).await {
+        match self.append_once(&append).await {
             Err(CommandError::Store(error @ StoreError::Database(_))) => {
                 tracing::warn!(charger = %self.id, %error, "could not record {}; retrying", append.command_type);
                 self.reload().await?;
-                self.append_once(append).await
+                self.append_once(&append).await
             }
             other => other,
         }
     }
 
-    async fn append_once(&mut self, append: Append) -> Result<(), CommandError> {
+    async fn append_once(&mut self, append: &Append) -> Result<(), CommandError> {
         let Append { command_type, frames, writes, command, ignore_refusal } = append;
         if frames.is_empty() && writes.is_empty() && command.is_none() {
             return Ok(());
         }
         let cause = frames.first().map(|e| e.event_id);
         let command_id = self.fresh_command_id();
-        let streams = self.streams(!frames.is_empty(), command.is_some(), &writes, cause, Some(command_id.clone()));
+        let streams = self.streams(!frames.is_empty(), command.is_some(), writes, cause, Some(command_id.clone()));
         let ctx = self.context(cause.unwrap_or_else(Uuid::now_v7), command_id);
         let (frame_stream, charger_stream) = (self.frame_stream(), self.charger_stream());
         let ran = decision::run_optimistic_as::<_, CommandError>(
@@ -179,16 +179,17 @@ impl Conn {
                 if !frames.is_empty() {
                     d.record_new(&frame_stream, frames.iter().cloned())?;
                 }
-                for write in &writes {
+                for write in writes {
                     d.record(&write.stream_id(), std::slice::from_ref(&write.event))?;
                 }
-                let Some(command) = &command else { return Ok(None) };
+                let Some(command) = command else { return Ok(None) };
                 match d.try_decide::<Charger>(&charger_stream, command.clone())? {
                     Ok(_) => {}
-                    Err(_) if ignore_refusal => {}
+                    Err(_) if *ignore_refusal => {}
                     Err(refusal) => return Err(CommandError::Domain(refusal.into())),
                 }
-                Ok(Some(d.state::<Charger>(&charger_stream)?.clone()))
+                // Kept by the connection once appended; the decision is done with it.
+                Ok(Some(d.take_state::<Charger>(&charger_stream)?))
             },
             |_| Value::Null,
         )
