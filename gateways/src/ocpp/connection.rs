@@ -72,6 +72,9 @@ struct Conn {
     frames: Tip,
     in_flight: Option<InFlight>,
     queue: VecDeque<OcppCommandRequested>,
+    /// After the log refused to record an outgoing command: when to try
+    /// again, and how many tries in a row failed (the pause doubles).
+    send_retry: Option<(Instant, u32)>,
     limiter: FrameLimiter,
 }
 
@@ -93,6 +96,7 @@ pub(super) async fn run(gateway: Gateway, id: TerminalId, version: OcppVersion, 
         frames: Tip::default(),
         in_flight: None,
         queue: VecDeque::new(),
+        send_retry: None,
         limiter: gateway.inner.parked.take(id.as_str(), &gateway.inner.config.limits),
     };
     match conn.open().await {
@@ -244,12 +248,14 @@ impl Conn {
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         let mut last_heard = Instant::now();
         loop {
-            if self.in_flight.is_none() && !self.queue.is_empty() {
+            let retry_at = self.send_retry.map(|(at, _)| at);
+            if self.in_flight.is_none() && !self.queue.is_empty() && retry_at.is_none_or(|at| at <= Instant::now()) {
                 if let Err(reason) = self.send_next(socket).await {
                     return reason;
                 }
             }
             let deadline = self.in_flight.as_ref().map(|f| f.deadline);
+            let retry_at = self.send_retry.map(|(at, _)| at).filter(|_| self.in_flight.is_none());
             tokio::select! {
                 _ = cancel.cancelled() => {
                     let _ = socket.send(close(1001, "replaced by a new connection or gateway shutdown")).await;
@@ -311,6 +317,8 @@ impl Conn {
                 _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => {
                     self.time_out().await;
                 }
+                // Time to try the queued command again (see `send_next`).
+                _ = async { if let Some(at) = retry_at { tokio::time::sleep_until(at).await } }, if retry_at.is_some() => {}
             }
         }
     }

@@ -233,6 +233,7 @@ impl Conn {
             let append = Append::frames("ocpp.command_sent", &[OcppFrameEvent::Sent(frame)]).with_writes(vec![write]);
             match self.append(append).await {
                 Ok(()) => {
+                    self.send_retry = None;
                     let timeout = Duration::from_millis(request.timeout_ms.clamp(100, 600_000) as u64);
                     self.in_flight = Some(InFlight {
                         message_id,
@@ -248,7 +249,14 @@ impl Conn {
                     // Already sent elsewhere, or given up on: not ours to send.
                 }
                 Err(error) => {
-                    tracing::error!(charger = %self.id, %error, "could not record an outgoing command");
+                    // Not sent (it is sent only once recorded): it stays first
+                    // in the queue, tried again after a pause that doubles, so
+                    // a log that refuses writes is not asked again at once by
+                    // every connection.
+                    let failures = self.send_retry.map_or(1, |(_, n)| n.saturating_add(1));
+                    let pause = send_retry_pause(failures);
+                    tracing::error!(charger = %self.id, %error, retry_in_ms = pause.as_millis() as u64, "could not record an outgoing command");
+                    self.send_retry = Some((Instant::now() + pause, failures));
                     let _ = self.reload().await;
                     self.queue.push_front(request);
                     return Ok(());
@@ -271,6 +279,28 @@ impl Conn {
             CommandWrite { command_id: in_flight.command_id, after: 2, event: OcppCommandEvent::Failed(failed) };
         if let Err(error) = self.append(Append::frames("ocpp.command_timeout", &[]).with_writes(vec![write])).await {
             tracing::error!(charger = %self.id, %error, "could not record a command timeout");
+        }
+    }
+}
+
+/// The pause before the `failures`-th retry of recording an outgoing command:
+/// 500 ms doubling up to 30 s, with up to a quarter of jitter so connections
+/// that failed together do not retry together.
+pub(super) fn send_retry_pause(failures: u32) -> Duration {
+    let base = Duration::from_millis(500u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(30));
+    let jitter_ms = u64::try_from(base.as_millis() / 4).unwrap_or(0).max(1);
+    base + Duration::from_millis(rand::random::<u64>() % jitter_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_retry_pause_doubles_from_half_a_second_to_thirty_seconds() {
+        for (failures, base_ms) in [(1, 500), (2, 1_000), (3, 2_000), (6, 16_000), (7, 30_000), (50, 30_000)] {
+            let pause = send_retry_pause(failures).as_millis() as u64;
+            assert!((base_ms..base_ms + base_ms / 4).contains(&pause), "failure {failures}: {pause} ms");
         }
     }
 }
