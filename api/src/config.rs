@@ -77,7 +77,9 @@ pub struct Config {
     pub secrets_key: Option<SecretString>,
     /// Abuse limits of the REST port and idempotency-key expiry.
     pub limits: LimitsConfig,
-    /// The clock of schedules (tests move it forward).
+    /// The platform's clock: webhook schedules, the session manager's
+    /// deadlines and retries, and the times payment and session events carry
+    /// (tests move it forward instead of waiting).
     pub clock: commands::clock::Clock,
     /// Tracing filter.
     pub log: String,

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
-use commands::{CommandContext, EventStore};
+use commands::{CommandContext, CommandError, EventStore};
 use domain::{
     terminal::{AutoRegisterTerminal, OcppVersion, TerminalCommand},
     CompanyId, TerminalId,
@@ -24,8 +24,8 @@ pub struct TerminalDirectory {
 
 #[async_trait]
 impl ChargerDirectory for TerminalDirectory {
-    async fn find(&self, id: &TerminalId) -> Result<Option<ChargerRecord>, String> {
-        let found = commands::terminals::credentials(&self.store, id).await.map_err(|e| e.to_string())?;
+    async fn find(&self, id: &TerminalId) -> Result<Option<ChargerRecord>, CommandError> {
+        let found = commands::terminals::credentials(&self.store, id).await?;
         Ok(found.map(|c| ChargerRecord { company_id: c.company_id, password_hash: c.password_hash }))
     }
 
@@ -34,7 +34,7 @@ impl ChargerDirectory for TerminalDirectory {
         id: &TerminalId,
         company: Uuid,
         version: OcppVersion,
-    ) -> Result<ChargerRecord, String> {
+    ) -> Result<ChargerRecord, CommandError> {
         let ctx = CommandContext {
             company_id: company,
             command_id: None,
@@ -52,7 +52,7 @@ impl ChargerDirectory for TerminalDirectory {
         // Registered meanwhile (by an operator, or a concurrent connection of
         // the same id) is refused by the aggregate: the handshake fails closed
         // and the charger's retry finds the registration.
-        commands::terminals::handle(&self.store, &ctx, id, command).await.map_err(|e| e.to_string())?;
+        commands::terminals::handle(&self.store, &ctx, id, command).await?;
         Ok(ChargerRecord { company_id: company, password_hash: None })
     }
 }

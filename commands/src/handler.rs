@@ -60,11 +60,18 @@ pub enum CommandError {
     Store(StoreError),
     /// A read model the command needed could not answer.
     #[error(transparent)]
-    ReadModel(#[from] crate::read_model::QueueError),
+    ReadModel(#[from] crate::read_model::ReadModelError),
     /// A decision used a stream it did not declare (or as another aggregate):
     /// a programming error, refused before anything is appended.
     #[error("the decision did not load stream {0} as that aggregate")]
     Undeclared(String),
+    /// A company's write came without its company (a programming error,
+    /// refused before anything is appended: it would be recorded as nobody's).
+    #[error("{0} needs the company it is for")]
+    Unscoped(&'static str),
+    /// The log accepted a write but answered without the event it appended.
+    #[error("the log did not return the appended event of {0}")]
+    NothingAppended(&'static str),
 }
 
 impl From<StoreError> for CommandError {

@@ -46,15 +46,15 @@ pub struct CommandView {
 
 /// The context of a write described by `metadata` (a route's or an
 /// adapter's), for the command path.
-fn context(metadata: &Metadata) -> CommandContext {
-    CommandContext {
-        company_id: metadata.company_id.unwrap_or_default(),
+fn context(metadata: &Metadata, command_type: &'static str) -> Result<CommandContext, CommandError> {
+    Ok(CommandContext {
+        company_id: metadata.company_id.ok_or(CommandError::Unscoped(command_type))?,
         command_id: metadata.command_id.clone(),
         request_hash: vec![],
         correlation_id: metadata.correlation_id,
         causation_id: metadata.causation_id,
         actor: metadata.actor.clone(),
-    }
+    })
 }
 
 /// Appends a request through the command path. Returns the recorded event
@@ -68,14 +68,14 @@ pub async fn request(
     let event = OcppCommandEvent::Requested(request);
     let ran = decision::run(
         store,
-        &context(&metadata),
+        &context(&metadata, "ocpp_command.request")?,
         "ocpp_command.request",
         vec![Stream::new_record(&stream)],
         |d| d.record(&stream, std::slice::from_ref(&event)),
         |_| Value::Null,
     )
     .await?;
-    ran.events().last().cloned().ok_or_else(|| CommandError::Store(StoreError::Database(sqlx::Error::RowNotFound)))
+    ran.events().last().cloned().ok_or(CommandError::NothingAppended("ocpp_command.request"))
 }
 
 /// Folds a command stream.
@@ -122,7 +122,7 @@ pub async fn fail(
     let event = OcppCommandEvent::Failed(failed);
     let ran = decision::run(
         store,
-        &context(&metadata),
+        &context(&metadata, "ocpp_command.fail")?,
         "ocpp_command.fail",
         vec![Stream::at(&stream, expected_version)],
         |d| d.record(&stream, std::slice::from_ref(&event)),

@@ -5,7 +5,7 @@
 
 /// Why a read model could not answer a port's question.
 #[derive(Debug, thiserror::Error)]
-pub enum QueueError {
+pub enum ReadModelError {
     /// The read model's database could not be reached or refused the query.
     #[error("a read model is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

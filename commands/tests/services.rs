@@ -10,6 +10,7 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use chargeledger_commands::{
+    clock::Clock,
     payments::{Actor, AuthorizeInput, NewIntent, Payments},
     sessions::{ChargerSnapshot, SessionConfig, Sessions, StartInput},
     CommandError, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamWrite,
@@ -94,6 +95,8 @@ struct World {
     directory: Arc<FakeDirectory>,
     payments: Payments,
     sessions: Sessions,
+    /// The services' clock: a test moves it instead of waiting.
+    clock: Clock,
 }
 
 fn world(pool: PgPool) -> World {
@@ -107,10 +110,12 @@ fn world_with(pool: PgPool, config: SessionConfig) -> World {
     let queue = Arc::new(FakeQueue::default());
     let directory = Arc::new(FakeDirectory::default());
     directory.answer(Some(charger("Available", true)));
-    let payments = Payments::new(store.clone(), gateway.clone(), 900);
+    let clock = Clock::default();
+    let payments = Payments::new(store.clone(), gateway.clone(), 900).with_clock(clock.clone());
     let sessions =
-        Sessions::new(store.clone(), payments.clone(), Some(mailer.clone()), queue.clone(), directory.clone(), config);
-    World { store, gateway, mailer, queue, directory, payments, sessions }
+        Sessions::new(store.clone(), payments.clone(), Some(mailer.clone()), queue.clone(), directory.clone(), config)
+            .with_clock(clock.clone());
+    World { store, gateway, mailer, queue, directory, payments, sessions, clock }
 }
 
 /// The event types of `events`, in order.

@@ -14,6 +14,7 @@ use commands::{
     handler::load,
     infrastructure::adapter::{AdapterError, ConnectorQuery, ConnectorStatus, CpmsAdapter, TestSettings, TestTarget},
     ocpp_commands::{self, CommandStatus},
+    read_model::ReadModelError,
     CommandError, EventStore, Metadata,
 };
 use domain::{
@@ -33,9 +34,9 @@ use crate::ocpp::Gateway;
 #[async_trait]
 pub trait OcppReadModel: Send + Sync + 'static {
     /// Those of `ids` connected to a gateway now (any process).
-    async fn connected(&self, company: Uuid, ids: &[String]) -> Result<BTreeSet<String>, String>;
+    async fn connected(&self, company: Uuid, ids: &[String]) -> Result<BTreeSet<String>, ReadModelError>;
     /// Connector statuses of the company's charge points mapped to `ocpp`.
-    async fn connectors(&self, query: &ConnectorQuery) -> Result<Vec<ConnectorStatus>, String>;
+    async fn connectors(&self, query: &ConnectorQuery) -> Result<Vec<ConnectorStatus>, ReadModelError>;
 }
 
 /// The request a connectivity test sends.

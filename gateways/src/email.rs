@@ -2,7 +2,7 @@
 //! network, `smtps://user:pass@host` or `smtp://…?tls=required` for TLS.
 
 use async_trait::async_trait;
-use commands::sessions::Mailer;
+use commands::sessions::{MailError, Mailer};
 use lettre::{
     message::{
         header::{ContentTransferEncoding, ContentType},
@@ -30,8 +30,8 @@ impl SmtpMailer {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
-    async fn send(&self, to: &str, subject: &str, body: &str, message_id: &str) -> Result<(), String> {
-        let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
+    async fn send(&self, to: &str, subject: &str, body: &str, message_id: &str) -> Result<(), MailError> {
+        let to: Mailbox = to.parse().map_err(|_| MailError::InvalidRecipient)?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -44,7 +44,17 @@ impl Mailer for SmtpMailer {
                     .header(ContentTransferEncoding::EightBit)
                     .body(body.to_owned()),
             )
-            .map_err(|e| format!("message: {e}"))?;
-        self.transport.send(message).await.map(drop).map_err(|e| format!("SMTP: {e}"))
+            .map_err(|_| MailError::Unbuildable)?;
+        self.transport.send(message).await.map(drop).map_err(|e| smtp_error(&e))
+    }
+}
+
+/// The typed failure of an SMTP exchange (its reply code, never its text).
+fn smtp_error(error: &lettre::transport::smtp::Error) -> MailError {
+    let code = error.status().and_then(|code| code.to_string().parse::<u16>().ok());
+    match code {
+        Some(code) if error.is_permanent() => MailError::Refused(code),
+        Some(code) => MailError::Deferred(code),
+        None => MailError::Unreachable,
     }
 }

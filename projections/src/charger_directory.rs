@@ -2,7 +2,7 @@
 //! session start asks of its charger, in one query.
 
 use async_trait::async_trait;
-use commands::sessions::{ChargerDirectory, ChargerSnapshot, QueueError};
+use commands::sessions::{ChargerDirectory, ChargerSnapshot, ReadModelError};
 use domain::{terminal::OcppVersion, CompanyId, TerminalId};
 use serde::Deserialize;
 use sqlx::{PgPool, Row};
@@ -34,7 +34,7 @@ impl ChargerDirectory for ReadModelChargerDirectory {
         company: CompanyId,
         charge_point: &TerminalId,
         connector: i64,
-    ) -> Result<Option<ChargerSnapshot>, QueueError> {
+    ) -> Result<Option<ChargerSnapshot>, ReadModelError> {
         let row = sqlx::query(
             "SELECT t.connectors, c.connected, c.protocol, \
                (SELECT k.status FROM rm_ocpp.connectors k \
@@ -49,7 +49,7 @@ impl ChargerDirectory for ReadModelChargerDirectory {
         .bind(connector)
         .fetch_optional(&self.pool)
         .await
-        .map_err(crate::queue_error)?;
+        .map_err(crate::read_model_error)?;
         let Some(row) = row else { return Ok(None) };
         let snapshot = || -> Result<ChargerSnapshot, sqlx::Error> {
             let connectors: serde_json::Value = row.try_get("connectors")?;
@@ -63,6 +63,6 @@ impl ChargerDirectory for ReadModelChargerDirectory {
                 protocol: protocol.as_deref().map(OcppVersion::from_protocol),
             })
         };
-        snapshot().map(Some).map_err(crate::queue_error)
+        snapshot().map(Some).map_err(crate::read_model_error)
     }
 }

@@ -35,12 +35,12 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projector>> {
 }
 
 /// A failed port query: a row the port cannot read, or the database itself.
-pub(crate) fn queue_error(error: sqlx::Error) -> commands::read_model::QueueError {
-    use commands::read_model::QueueError;
+pub fn read_model_error(error: sqlx::Error) -> commands::read_model::ReadModelError {
+    use commands::read_model::ReadModelError;
     match error {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::Decode(_) => {
-            QueueError::Unreadable(Box::new(error))
+            ReadModelError::Unreadable(Box::new(error))
         }
-        other => QueueError::Unavailable(Box::new(other)),
+        other => ReadModelError::Unavailable(Box::new(other)),
     }
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use commands::{
-    sessions::{DueQuery, DueSession, QueueError, SessionQueue},
+    sessions::{DueQuery, DueSession, ReadModelError, SessionQueue},
     RecordedEvent,
 };
 use domain::{
@@ -237,7 +237,7 @@ impl ReadModelSessionQueue {
 
 #[async_trait]
 impl SessionQueue for ReadModelSessionQueue {
-    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, QueueError> {
+    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, ReadModelError> {
         let rows: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
             "SELECT id, company_id, updated_at FROM rm_sessions.sessions WHERE \
                (next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND \
@@ -256,7 +256,7 @@ impl SessionQueue for ReadModelSessionQueue {
         .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(crate::queue_error)?;
+        .map_err(crate::read_model_error)?;
         Ok(rows
             .into_iter()
             .map(|(id, company, updated_at)| DueSession { id, company: CompanyId(company), updated_at })

@@ -33,7 +33,8 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
     let verifier = TokenVerifier::new(&config).context("CHARGELEDGER_JWT_PUBLIC_KEY_FILE is not an RSA public key")?;
     let store = EventStore::new(pool.clone());
     let payments =
-        commands::payments::Payments::new(store.clone(), payment_gateway(&config)?, config.payments.pix_expires_secs);
+        commands::payments::Payments::new(store.clone(), payment_gateway(&config)?, config.payments.pix_expires_secs)
+            .with_clock(config.clock.clone());
     let mailer: Option<Arc<dyn commands::sessions::Mailer>> = match &config.smtp_url {
         Some(url) => {
             use secrecy::ExposeSecret;
@@ -53,7 +54,8 @@ pub fn state(config: Config, pool: PgPool) -> anyhow::Result<AppState> {
         due,
         chargers,
         config.sessions.clone(),
-    );
+    )
+    .with_clock(config.clock.clone());
     let kafka = match &config.kafka {
         Some(k) => Some(gateways::kafka::KafkaProbe::new(k).context("CHARGELEDGER_KAFKA_BROKERS / _PROPERTIES")?),
         None => None,

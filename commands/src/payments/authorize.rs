@@ -9,7 +9,7 @@ use domain::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{now, port::AuthorizeRequest, Actor, AuthorizeInput, IntentState, NewIntent, Payments};
+use super::{port::AuthorizeRequest, Actor, AuthorizeInput, IntentState, NewIntent, Payments};
 use crate::CommandError;
 
 impl Payments {
@@ -31,13 +31,13 @@ impl Payments {
             }
             _ => {}
         }
-        let request = Self::request(actor, Operation::Authorize, None);
+        let request = self.request(actor, Operation::Authorize, None);
         match created.method {
             PaymentMethod::Vip => return self.commit(actor, id, &[request], None).await,
             PaymentMethod::Wallet => {
                 let customer = created.customer.customer_id.clone().unwrap_or_default();
-                let hold = WalletCommand::Hold { intent_id: id, amount: created.amount, at: now() };
-                let authorized = Self::settle(
+                let hold = WalletCommand::Hold { intent_id: id, amount: created.amount, at: self.now() };
+                let authorized = self.settle(
                     actor,
                     Operation::Authorize,
                     Settlement::Authorized {
@@ -51,7 +51,7 @@ impl Payments {
                 {
                     Err(CommandError::Domain(e @ DomainError::Wallet(WalletError::InsufficientFunds { .. }))) => {
                         let reason = e.to_string();
-                        let failed = Self::settle(
+                        let failed = self.settle(
                             actor,
                             Operation::Authorize,
                             Settlement::Failed { code: "insufficient_funds".into(), reason, decline_code: None },

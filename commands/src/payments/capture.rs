@@ -9,7 +9,6 @@ use domain::{
 use uuid::Uuid;
 
 use super::{
-    now,
     port::{ChargeStatus, GatewayError},
     Actor, IntentState, Payments,
 };
@@ -25,8 +24,8 @@ impl Payments {
         }) {
             // No gateway: request and settlement in one commit, so no crash leaves it processing.
             let asked = amount.unwrap_or(current.capturable);
-            let request = Self::request(actor, Operation::Capture, amount);
-            let settle = Self::settle(
+            let request = self.request(actor, Operation::Capture, amount);
+            let settle = self.settle(
                 actor,
                 Operation::Capture,
                 Settlement::Captured { amount: asked, refunded: Money::default() },
@@ -36,10 +35,10 @@ impl Payments {
             }
             let customer = created.customer.customer_id.clone().unwrap_or_default();
             let debit =
-                WalletCommand::Capture { intent_id: id, amount: asked.to_cents().unwrap_or_default(), at: now() };
+                WalletCommand::Capture { intent_id: id, amount: asked.to_cents().unwrap_or_default(), at: self.now() };
             return self.commit(actor, id, &[request, settle], Some((&customer, vec![debit]))).await;
         }
-        let state = self.commit(actor, id, &[Self::request(actor, Operation::Capture, amount)], None).await?;
+        let state = self.commit(actor, id, &[self.request(actor, Operation::Capture, amount)], None).await?;
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
         let pending = state.pending.clone().ok_or(DomainError::InvalidState("no capture in progress".into()))?;
         let asked = pending.amount;
@@ -52,7 +51,7 @@ impl Payments {
                         customer_id: customer.clone(),
                         amount,
                         source_intent_id: id,
-                        at: now(),
+                        at: self.now(),
                     }],
                 )
             })
@@ -61,17 +60,17 @@ impl Payments {
         let asked_cents = asked.to_cents().unwrap_or_default();
         if state.sponsored {
             return self
-                .commit(actor, id, &[Self::settle(actor, Operation::Capture, captured(Money::default()))], None)
+                .commit(actor, id, &[self.settle(actor, Operation::Capture, captured(Money::default()))], None)
                 .await;
         }
         if created.method == PaymentMethod::Wallet {
             let customer = created.customer.customer_id.clone().unwrap_or_default();
-            let debit = WalletCommand::Capture { intent_id: id, amount: asked_cents, at: now() };
+            let debit = WalletCommand::Capture { intent_id: id, amount: asked_cents, at: self.now() };
             return self
                 .commit(
                     actor,
                     id,
-                    &[Self::settle(actor, Operation::Capture, captured(Money::default()))],
+                    &[self.settle(actor, Operation::Capture, captured(Money::default()))],
                     Some((&customer, vec![debit])),
                 )
                 .await;
@@ -81,7 +80,7 @@ impl Payments {
             // PIX: the money is in; keep `asked`, refund the rest.
             let rest = Money::from_decimal(state.capturable.amount() - asked.amount());
             if rest.to_cents().unwrap_or_default() == 0 {
-                let settle = Self::settle(actor, Operation::Capture, captured(Money::default()));
+                let settle = self.settle(actor, Operation::Capture, captured(Money::default()));
                 return self.commit(actor, id, &[settle], credit(asked_cents)).await;
             }
             let called = self.gateway.cancel(&charge, rest.to_cents(), &pending.idempotency_key).await;
@@ -117,30 +116,30 @@ impl Payments {
         let no_gateway =
             current.sponsored || current.created.as_ref().is_some_and(|c| c.method == PaymentMethod::Wallet);
         if no_gateway && current.status() == IntentStatus::RequiresCapture {
-            let request = Self::request(actor, Operation::Void, None);
-            let settle = Self::settle(actor, Operation::Void, Settlement::Voided);
+            let request = self.request(actor, Operation::Void, None);
+            let settle = self.settle(actor, Operation::Void, Settlement::Voided);
             let created = current.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?;
             if current.sponsored {
                 return self.commit(actor, id, &[request, settle], None).await;
             }
             let customer = created.customer.customer_id.clone().unwrap_or_default();
-            let release = WalletCommand::Release { intent_id: id, at: now() };
+            let release = WalletCommand::Release { intent_id: id, at: self.now() };
             return self.commit(actor, id, &[request, settle], Some((&customer, vec![release]))).await;
         }
-        let state = self.commit(actor, id, &[Self::request(actor, Operation::Void, None)], None).await?;
+        let state = self.commit(actor, id, &[self.request(actor, Operation::Void, None)], None).await?;
         let Some(pending) = state.pending.clone() else { return Ok(state) }; // voided at once
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
         if state.sponsored {
-            return self.commit(actor, id, &[Self::settle(actor, Operation::Void, Settlement::Voided)], None).await;
+            return self.commit(actor, id, &[self.settle(actor, Operation::Void, Settlement::Voided)], None).await;
         }
         if created.method == PaymentMethod::Wallet {
             let customer = created.customer.customer_id.clone().unwrap_or_default();
-            let release = WalletCommand::Release { intent_id: id, at: now() };
+            let release = WalletCommand::Release { intent_id: id, at: self.now() };
             return self
                 .commit(
                     actor,
                     id,
-                    &[Self::settle(actor, Operation::Void, Settlement::Voided)],
+                    &[self.settle(actor, Operation::Void, Settlement::Voided)],
                     Some((&customer, vec![release])),
                 )
                 .await;

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
+    clock::Clock,
     decision::{self, Ran, Stream},
     handler::{self, CommandContext},
     store::{EventStore, RecordedEvent},
@@ -132,6 +133,7 @@ pub struct Payments {
     store: EventStore,
     gateway: Arc<dyn PaymentGateway>,
     pix_expires_in: i64,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Payments {
@@ -140,14 +142,23 @@ impl std::fmt::Debug for Payments {
     }
 }
 
-fn now() -> chrono::DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
 impl Payments {
     /// A service over the log and a gateway; PIX codes last `pix_expires_in` seconds.
     pub fn new(store: EventStore, gateway: Arc<dyn PaymentGateway>, pix_expires_in: i64) -> Self {
-        Self { store, gateway, pix_expires_in }
+        Self { store, gateway, pix_expires_in, clock: Clock::default() }
+    }
+
+    /// The same service reading time from `clock` (tests move it instead of
+    /// waiting): every time a payment decision or event carries comes from it.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the service's clock, at the log's precision (microseconds).
+    pub(super) fn now(&self) -> chrono::DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// The gateway's name.
@@ -234,7 +245,7 @@ impl Payments {
             customer: input.customer,
             description: input.description,
             top_up_wallet: input.top_up_wallet,
-            now: now(),
+            now: self.now(),
         };
         let state = self.commit(actor, id, &[create], None).await?;
         Ok((id, state))

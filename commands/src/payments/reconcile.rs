@@ -11,7 +11,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    now,
     port::{Called, ChargeStatus, GatewayError},
     Actor, IntentCommand, IntentState, Payments,
 };
@@ -119,7 +118,7 @@ impl Payments {
         };
         let outcome = match (pending.operation, &charge.status) {
             (Operation::Authorize, ChargeStatus::WaitingPayment) if state.pix.is_some() => {
-                if charge.pix.as_ref().is_some_and(|p| p.expires_at < now()) {
+                if charge.pix.as_ref().is_some_and(|p| p.expires_at < self.now()) {
                     Settlement::Expired
                 } else {
                     return Ok(state); // the payer has not paid yet
@@ -145,7 +144,7 @@ impl Payments {
                     customer_id: customer.clone(),
                     amount: asked.to_cents().unwrap_or_default(),
                     source_intent_id: id,
-                    at: now(),
+                    at: self.now(),
                 }],
             )),
             _ => None,

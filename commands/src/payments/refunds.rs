@@ -8,7 +8,7 @@ use domain::{
 };
 use uuid::Uuid;
 
-use super::{now, Actor, IntentState, Payments};
+use super::{Actor, IntentState, Payments};
 use crate::CommandError;
 
 impl Payments {
@@ -19,8 +19,8 @@ impl Payments {
             let created = current.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?.clone();
             let left = Money::from_decimal(current.captured.amount() - current.refunded.amount());
             let asked = amount.unwrap_or(left);
-            let request = Self::request(actor, Operation::Refund, amount);
-            let settle = Self::settle(actor, Operation::Refund, Settlement::Refunded { amount: asked });
+            let request = self.request(actor, Operation::Refund, amount);
+            let settle = self.settle(actor, Operation::Refund, Settlement::Refunded { amount: asked });
             if current.sponsored {
                 return self.commit(actor, id, &[request, settle], None).await;
             }
@@ -30,7 +30,7 @@ impl Payments {
                 customer_id: customer.clone(),
                 amount: asked.to_cents().unwrap_or_default(),
                 source_intent_id: id,
-                at: now(),
+                at: self.now(),
             };
             return self.commit(actor, id, &[request, settle], Some((&customer, vec![credit]))).await;
         }
@@ -47,19 +47,19 @@ impl Payments {
                 let debit = WalletCommand::Debit {
                     source_intent_id: id,
                     amount: asked.to_cents().unwrap_or_default(),
-                    at: now(),
+                    at: self.now(),
                 };
                 (Some(asked), Some((customer, vec![debit])))
             }
             None => (amount, None),
         };
         let wallet = debit.as_ref().map(|(customer, commands)| (customer.as_str(), commands.clone()));
-        let state = self.commit(actor, id, &[Self::request(actor, Operation::Refund, amount)], wallet).await?;
+        let state = self.commit(actor, id, &[self.request(actor, Operation::Refund, amount)], wallet).await?;
         let pending = state.pending.clone().ok_or(DomainError::InvalidState("no refund in progress".into()))?;
         let created = state.created.clone().ok_or(DomainError::NotFound("payment intent"))?;
         let refund = Settlement::Refunded { amount: pending.amount };
         if state.sponsored {
-            return self.commit(actor, id, &[Self::settle(actor, Operation::Refund, refund)], None).await;
+            return self.commit(actor, id, &[self.settle(actor, Operation::Refund, refund)], None).await;
         }
         if created.method == PaymentMethod::Wallet {
             let customer = created.customer.customer_id.clone().unwrap_or_default();
@@ -68,10 +68,10 @@ impl Payments {
                 customer_id: customer.clone(),
                 amount: pending.amount.to_cents().unwrap_or_default(),
                 source_intent_id: id,
-                at: now(),
+                at: self.now(),
             };
             return self
-                .commit(actor, id, &[Self::settle(actor, Operation::Refund, refund)], Some((&customer, vec![credit])))
+                .commit(actor, id, &[self.settle(actor, Operation::Refund, refund)], Some((&customer, vec![credit])))
                 .await;
         }
         let charge = state.charge_id.clone().unwrap_or_default();
@@ -94,7 +94,7 @@ impl Payments {
         if wallet.debits.get(&id).copied().unwrap_or(0) < amount {
             return Ok(None);
         }
-        let reverse = WalletCommand::ReverseDebit { source_intent_id: id, amount, at: now() };
+        let reverse = WalletCommand::ReverseDebit { source_intent_id: id, amount, at: self.now() };
         Ok(Some((customer.clone(), vec![reverse])))
     }
 }

@@ -9,19 +9,18 @@ use domain::{
 use uuid::Uuid;
 
 use super::{
-    now,
     port::{self, Called, ChargeSnapshot, ChargeStatus, GatewayError},
     record_exchanges, Actor, IntentState, Payments,
 };
 use crate::CommandError;
 
 impl Payments {
-    pub(super) fn request(actor: &Actor, operation: Operation, amount: Option<Money>) -> IntentCommand {
-        IntentCommand::Request { company_id: actor.company, operation, amount, now: now() }
+    pub(super) fn request(&self, actor: &Actor, operation: Operation, amount: Option<Money>) -> IntentCommand {
+        IntentCommand::Request { company_id: actor.company, operation, amount, now: self.now() }
     }
 
-    pub(super) fn settle(actor: &Actor, operation: Operation, outcome: Settlement) -> IntentCommand {
-        IntentCommand::Settle { company_id: actor.company, operation, outcome, now: now() }
+    pub(super) fn settle(&self, actor: &Actor, operation: Operation, outcome: Settlement) -> IntentCommand {
+        IntentCommand::Settle { company_id: actor.company, operation, outcome, now: self.now() }
     }
 
     /// Records a gateway call's exchanges and its settlement together.
@@ -51,7 +50,7 @@ impl Payments {
         } else {
             None
         };
-        commands.push(Self::settle(actor, operation, outcome));
+        commands.push(self.settle(actor, operation, outcome));
         let wallet = reversal.as_ref().map(|(customer, commands)| (customer.as_str(), commands.clone()));
         self.commit_settlement(actor, id, commands, wallet).await
     }
@@ -121,7 +120,7 @@ impl Payments {
     ) -> Result<IntentState, CommandError> {
         let wallet = if matches!(outcome, Settlement::Captured { .. }) { wallet } else { None };
         let mut commands = record_exchanges(actor, operation, exchanges);
-        commands.push(Self::settle(actor, operation, outcome));
+        commands.push(self.settle(actor, operation, outcome));
         self.commit_settlement(actor, id, commands, wallet).await
     }
 }

@@ -11,6 +11,12 @@ use uuid::Uuid;
 use super::Sessions;
 use crate::{payments::Actor, CommandError};
 
+/// An ad-hoc session starts charging with its first report: its transaction
+/// id is derived from the session, its meter from zero.
+fn started(id: Uuid, at: DateTime<Utc>) -> SessionCommand {
+    SessionCommand::ChargingStarted(ChargingStarted { transaction_id: format!("adhoc-{id}"), meter_start_wh: 0, at })
+}
+
 impl Sessions {
     /// Ad-hoc progress: energy delivered so far, reported by the caller.
     pub async fn progress(
@@ -26,11 +32,7 @@ impl Sessions {
         }
         let commands = match state.status {
             SessionStatus::Authorized => vec![
-                SessionCommand::ChargingStarted(ChargingStarted {
-                    transaction_id: format!("adhoc-{id}"),
-                    meter_start_wh: 0,
-                    at,
-                }),
+                started(id, at),
                 SessionCommand::Progress { energy_wh, at },
             ],
             SessionStatus::Charging | SessionStatus::Stopping => vec![SessionCommand::Progress { energy_wh, at }],
@@ -51,11 +53,7 @@ impl Sessions {
         let energy = energy_wh.unwrap_or(state.energy_wh);
         let commands = match state.status {
             SessionStatus::Authorized => vec![
-                SessionCommand::ChargingStarted(ChargingStarted {
-                    transaction_id: format!("adhoc-{id}"),
-                    meter_start_wh: 0,
-                    at,
-                }),
+                started(id, at),
                 SessionCommand::ChargingStopped { energy_wh: energy, at },
             ],
             SessionStatus::Charging | SessionStatus::Stopping => {

@@ -126,7 +126,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::read_model::QueueError;
+    use crate::read_model::ReadModelError;
 
     /// A directory answering one snapshot and remembering the questions.
     struct Directory {
@@ -141,7 +141,7 @@ mod tests {
             _company: CompanyId,
             charge_point: &TerminalId,
             connector: i64,
-        ) -> Result<Option<ChargerSnapshot>, QueueError> {
+        ) -> Result<Option<ChargerSnapshot>, ReadModelError> {
             self.asked.lock().unwrap().push((charge_point.as_str().to_owned(), connector));
             Ok(self.answer.clone())
         }

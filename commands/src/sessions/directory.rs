@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use domain::{terminal::OcppVersion, CompanyId, TerminalId};
 
-pub use crate::read_model::QueueError;
+pub use crate::read_model::ReadModelError;
 
 /// A registered charger as the read models know it, seen from one connector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,5 +36,5 @@ pub trait ChargerDirectory: Send + Sync {
         company: CompanyId,
         charge_point: &TerminalId,
         connector: i64,
-    ) -> Result<Option<ChargerSnapshot>, QueueError>;
+    ) -> Result<Option<ChargerSnapshot>, ReadModelError>;
 }

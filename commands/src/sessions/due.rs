@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::CompanyId;
 use uuid::Uuid;
 
-pub use crate::read_model::QueueError;
+pub use crate::read_model::ReadModelError;
 
 /// A session with queued work due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,5 +43,5 @@ pub trait SessionQueue: Send + Sync {
     /// OCPP session authorized but never asked to start (a second after), or
     /// asked before `start_deadline`; a canceled session whose payment is
     /// still held five seconds later.
-    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, QueueError>;
+    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, ReadModelError>;
 }

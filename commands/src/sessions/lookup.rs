@@ -25,19 +25,27 @@ async fn one(
     Ok(row.and_then(|r| r.try_get::<String, _>("stream_id").ok()).as_deref().and_then(session_of_stream))
 }
 
+/// The company's first session whose event found by `sql` (`$1` the value,
+/// `$2` the company) names `value`. Each query names its payload key literally,
+/// so the key's expression index serves it.
+async fn first_session(
+    store: &EventStore,
+    company: CompanyId,
+    sql: &'static str,
+    value: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    one(sqlx::query(sql).bind(value).bind(company.as_uuid().to_string()), store).await
+}
+
 /// The company's session paid by `intent`.
 pub(crate) async fn session_of_intent(
     store: &EventStore,
     company: CompanyId,
     intent: &str,
 ) -> Result<Option<Uuid>, StoreError> {
-    let query = sqlx::query(
-        "SELECT stream_id FROM events WHERE event_type = 'charge_session.started' \
-         AND payload->>'paymentIntentId' = $1 AND metadata->>'companyId' = $2 ORDER BY position LIMIT 1",
-    )
-    .bind(intent)
-    .bind(company.as_uuid().to_string());
-    one(query, store).await
+    let sql = "SELECT stream_id FROM events WHERE event_type = 'charge_session.started' \
+               AND payload->>'paymentIntentId' = $1 AND metadata->>'companyId' = $2 ORDER BY position LIMIT 1";
+    first_session(store, company, sql, intent).await
 }
 
 /// The company's session whose remote start is the charger command `command`.
@@ -46,13 +54,9 @@ pub(crate) async fn session_of_command(
     company: CompanyId,
     command: &str,
 ) -> Result<Option<Uuid>, StoreError> {
-    let query = sqlx::query(
-        "SELECT stream_id FROM events WHERE event_type = 'charge_session.remote_start_sent' \
-         AND payload->>'commandId' = $1 AND metadata->>'companyId' = $2 ORDER BY position LIMIT 1",
-    )
-    .bind(command)
-    .bind(company.as_uuid().to_string());
-    one(query, store).await
+    let sql = "SELECT stream_id FROM events WHERE event_type = 'charge_session.remote_start_sent' \
+               AND payload->>'commandId' = $1 AND metadata->>'companyId' = $2 ORDER BY position LIMIT 1";
+    first_session(store, company, sql, command).await
 }
 
 /// The OCPP session of the company on `charge_point` that a transaction

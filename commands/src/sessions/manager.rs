@@ -163,7 +163,7 @@ impl Sessions {
     /// Gives a session up before charging and releases its payment.
     async fn cancel(&self, company: CompanyId, id: Uuid, code: &str, detail: &str) -> Result<(), CommandError> {
         let a = actor(company);
-        let reason = Reason { code: code.into(), detail: detail.into(), at: Utc::now() };
+        let reason = Reason { code: code.into(), detail: detail.into(), at: self.now() };
         let state = self.apply(&a, id, &[SessionCommand::Cancel(reason)]).await?;
         if state.status == SessionStatus::Canceled {
             self.release_payment(&a, &state).await?;
@@ -189,7 +189,7 @@ impl Sessions {
 
     /// Works the queue items that are due.
     pub async fn sweep(&self) -> Result<usize, CommandError> {
-        let now = Utc::now();
+        let now = self.now();
         let deadline = chrono::Duration::from_std(self.config.start_timeout)
             .ok()
             .and_then(|timeout| now.checked_sub_signed(timeout))

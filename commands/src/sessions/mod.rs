@@ -35,9 +35,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub use directory::{ChargerDirectory, ChargerSnapshot};
-pub use due::{DueQuery, DueSession, QueueError, SessionQueue};
+pub use due::{DueQuery, DueSession, ReadModelError, SessionQueue};
 
 use crate::{
+    clock::Clock,
     decision::{self, Ran, Stream},
     handler,
     payments::{Actor, Payments},
@@ -72,7 +73,30 @@ fn command_type(commands: &[SessionCommand]) -> &'static str {
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync + 'static {
     /// Sends one plain-text message with a fixed Message-ID.
-    async fn send(&self, to: &str, subject: &str, body: &str, message_id: &str) -> Result<(), String>;
+    async fn send(&self, to: &str, subject: &str, body: &str, message_id: &str) -> Result<(), MailError>;
+}
+
+/// Why a receipt was not sent. Its text is recorded in the session's
+/// `receipt_failed` event (and so reaches Kafka and webhooks), so it names the
+/// kind of failure and the SMTP code only: never the recipient, nor the
+/// server's own words, which often echo the address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// The recipient is not a mailbox the message can be addressed to.
+    #[error("the recipient address is not a valid mailbox")]
+    InvalidRecipient,
+    /// The message itself could not be built.
+    #[error("the receipt message could not be built")]
+    Unbuildable,
+    /// The server refused it for good (an SMTP 5xx reply).
+    #[error("the mail server refused the message (SMTP {0})")]
+    Refused(u16),
+    /// The server refused it for now (an SMTP 4xx reply: greylisting, a full queue).
+    #[error("the mail server deferred the message (SMTP {0})")]
+    Deferred(u16),
+    /// No SMTP reply: connection, TLS or timeout.
+    #[error("the mail server could not be reached")]
+    Unreachable,
 }
 
 /// Queue settings.
@@ -145,6 +169,7 @@ pub struct Sessions {
     queue: Arc<dyn SessionQueue>,
     directory: Arc<dyn ChargerDirectory>,
     config: SessionConfig,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -187,10 +212,6 @@ fn stop_call_while_charging(protocol: Option<OcppVersion>, before: &SessionState
     Some(remote_stop(protocol, &started.charge_point_id, before.transaction_id.as_deref()?))
 }
 
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
 impl Sessions {
     /// A service; `queue` answers the sweep's question and `directory` a
     /// start's questions about its charger, from the read models.
@@ -202,7 +223,22 @@ impl Sessions {
         directory: Arc<dyn ChargerDirectory>,
         config: SessionConfig,
     ) -> Self {
-        Self { store, payments, mailer, queue, directory, config }
+        Self { store, payments, mailer, queue, directory, config, clock: Clock::default() }
+    }
+
+    /// The same service (and its payment service) reading time from `clock`:
+    /// the sweep's deadlines, the queues' next attempts and every time a
+    /// session event carries. Tests move it instead of waiting.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.payments = self.payments.with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the service's clock, at the log's precision (microseconds).
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// The payment service.
@@ -307,7 +343,7 @@ impl Sessions {
             payload: call.payload.clone(),
             deliver_on_reconnect: false,
             timeout_ms: self.config.command_timeout_ms,
-            requested_at: now(),
+            requested_at: self.now(),
         })
     }
 }

@@ -11,7 +11,7 @@ use domain::{
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{now, receipt, Sessions};
+use super::{receipt, Sessions};
 use crate::{payments::Actor, CommandError, StoreError};
 
 impl Sessions {
@@ -22,7 +22,7 @@ impl Sessions {
         amount: i64,
         reason: &str,
     ) -> Result<SessionState, CommandError> {
-        let request = SessionCommand::RequestRefund(Amount { amount, reason: Some(reason.into()), at: now() });
+        let request = SessionCommand::RequestRefund(Amount { amount, reason: Some(reason.into()), at: self.now() });
         self.apply(actor, id, &[request]).await
     }
 
@@ -44,7 +44,7 @@ impl Sessions {
     pub(super) fn next_attempt(&self, attempt: u32) -> Option<DateTime<Utc>> {
         let delay = self.config.retry_schedule.get(attempt as usize - 1)?;
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        Some(now() + chrono::Duration::from_std(delay.mul_f64(jitter)).unwrap_or_default())
+        Some(self.now() + chrono::Duration::from_std(delay.mul_f64(jitter)).unwrap_or_default())
     }
 
     /// Captures the computed cost (or voids when it is zero).
@@ -78,7 +78,7 @@ impl Sessions {
             IntentStatus::Succeeded | IntentStatus::Canceled => {
                 let captured = intent.captured.to_cents().unwrap_or_default();
                 let settled =
-                    Settled { captured_cents: captured, released_cents: state.authorized - captured, at: now() };
+                    Settled { captured_cents: captured, released_cents: state.authorized - captured, at: self.now() };
                 self.apply(actor, id, &[SessionCommand::Settled(settled)]).await
             }
             other => self.settlement_failed(actor, id, &state, &format!("the payment is {}", other.as_str())).await,
@@ -95,7 +95,7 @@ impl Sessions {
         let attempt = state.settlement_attempts + 1;
         // Settlement is never abandoned: after the schedule, retry at its longest delay.
         let next = self.next_attempt(attempt).or_else(|| self.next_attempt(self.config.retry_schedule.len() as u32));
-        let failed = Attempt { attempt, reason: reason.into(), next_attempt_at: next, at: now() };
+        let failed = Attempt { attempt, reason: reason.into(), next_attempt_at: next, at: self.now() };
         self.apply(actor, id, &[SessionCommand::SettlementFailed(failed)]).await
     }
 
@@ -122,14 +122,14 @@ impl Sessions {
             Err(_) => false,
         };
         if done {
-            return self.apply(actor, id, &[SessionCommand::Refunded { at: now() }]).await;
+            return self.apply(actor, id, &[SessionCommand::Refunded { at: self.now() }]).await;
         }
         let reason = match result {
             Ok(i) => format!("the refund's outcome is unknown (payment {})", i.status().as_str()),
             Err(e) => e.to_string(),
         };
         let attempt = state.refund_attempts + 1;
-        let failed = Attempt { attempt, reason, next_attempt_at: self.next_attempt(attempt), at: now() };
+        let failed = Attempt { attempt, reason, next_attempt_at: self.next_attempt(attempt), at: self.now() };
         self.apply(actor, id, &[SessionCommand::RefundFailed(failed)]).await
     }
 
@@ -156,14 +156,14 @@ impl Sessions {
         let message_id = format!("<receipt.{id}@chargeledger>");
         let outcome = match mailer.send(&receipt.to, &receipt.subject(), &receipt.body(), &message_id).await {
             Ok(()) => {
-                let sent = ReceiptSent { to: receipt.to.clone(), message_id, at: now() };
+                let sent = ReceiptSent { to: receipt.to.clone(), message_id, at: self.now() };
                 self.apply(actor, id, &[SessionCommand::ReceiptSent(sent)]).await
             }
             Err(reason) => {
                 let attempt = state.receipt_attempts + 1;
                 let next =
                     self.next_attempt(attempt).or_else(|| self.next_attempt(self.config.retry_schedule.len() as u32));
-                let failed = Attempt { attempt, reason, next_attempt_at: next, at: now() };
+                let failed = Attempt { attempt, reason: reason.to_string(), next_attempt_at: next, at: self.now() };
                 self.apply(actor, id, &[SessionCommand::ReceiptFailed(failed)]).await
             }
         };

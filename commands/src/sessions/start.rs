@@ -1,7 +1,6 @@
 //! Starting a session: the payment is created and authorized first; once it
 //! is, the charger is told to start (OCPP sessions).
 
-use chrono::Utc;
 use domain::{
     charger::requests::{self, ChargerRequest},
     payment::{Customer, IntentState, IntentStatus},
@@ -14,7 +13,7 @@ use domain::{
 };
 use uuid::Uuid;
 
-use super::{check::check_start, now, ChargerCall, Sessions, StartInput};
+use super::{check::check_start, ChargerCall, Sessions, StartInput};
 use crate::{
     payments::{Actor, AuthorizeInput, NewIntent},
     CommandError,
@@ -52,7 +51,7 @@ impl Sessions {
             tariff: checked.tariff.clone(),
             payment_intent_id: Uuid::nil(),
             id_tag,
-            at: now(),
+            at: self.now(),
             customer_id: input.customer_id.clone(),
         };
         // Validate the session before any money moves.
@@ -82,7 +81,7 @@ impl Sessions {
             Ok(intent) => intent,
             Err(CommandError::Domain(e)) => {
                 // A refusal of the payment details: the session fails, nothing is sent to the charger.
-                let failed = Reason { code: "payment_refused".into(), detail: e.to_string(), at: now() };
+                let failed = Reason { code: "payment_refused".into(), detail: e.to_string(), at: self.now() };
                 self.apply(actor, session_id, &[SessionCommand::PaymentFailed(failed)]).await?;
                 return Err(e.into());
             }
@@ -107,7 +106,7 @@ impl Sessions {
         match intent.status() {
             IntentStatus::RequiresCapture => {
                 let amount = intent.capturable.to_cents().unwrap_or_default();
-                let state = self.apply(actor, id, &[SessionCommand::PaymentAuthorized { amount, at: now() }]).await?;
+                let state = self.apply(actor, id, &[SessionCommand::PaymentAuthorized { amount, at: self.now() }]).await?;
                 self.send_remote_start(actor, id, &state, protocol).await
             }
             IntentStatus::Failed | IntentStatus::Expired | IntentStatus::Canceled => {
@@ -116,7 +115,7 @@ impl Sessions {
                     code: failure.map_or_else(|| intent.status().as_str().to_owned(), |f| f.code.clone()),
                     detail: failure
                         .map_or_else(|| format!("the payment is {}", intent.status().as_str()), |f| f.reason.clone()),
-                    at: now(),
+                    at: self.now(),
                 };
                 self.apply(actor, id, &[SessionCommand::PaymentFailed(reason)]).await
             }
@@ -146,10 +145,10 @@ impl Sessions {
             protocol,
             Some(started.connector_id),
             &started.id_tag,
-            requests::remote_start_id(Utc::now()),
+            requests::remote_start_id(self.now()),
         );
         let call = ChargerCall { charge_point_id: started.charge_point_id.clone(), action, payload };
-        let sent = |command_id| vec![SessionCommand::RemoteStartSent(RemoteStartSent { command_id, at: now() })];
+        let sent = |command_id| vec![SessionCommand::RemoteStartSent(RemoteStartSent { command_id, at: self.now() })];
         Ok(self.transition(actor, id, sent, |_| Some(call.clone())).await?.after)
     }
 }

@@ -10,7 +10,7 @@ use domain::{
 };
 use uuid::Uuid;
 
-use super::{now, remote_stop, stop_call_while_charging, ChargerCall, Sessions};
+use super::{remote_stop, stop_call_while_charging, ChargerCall, Sessions};
 use crate::{
     decision::{self, Stream},
     payments::Actor,
@@ -44,7 +44,7 @@ impl Sessions {
             Some(s) if s.kind == SessionKind::Ocpp => Some(self.protocol_of(&s.charge_point_id).await?),
             _ => None,
         };
-        let reason = Reason { code: code.into(), detail: detail.into(), at: now() };
+        let reason = Reason { code: code.into(), detail: detail.into(), at: self.now() };
         let t = self
             .transition(
                 actor,

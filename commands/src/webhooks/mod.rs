@@ -38,7 +38,7 @@ use uuid::Uuid;
 pub use self::{
     attempt::AttemptResult,
     config::{SendOutcome, WebhookConfig, WebhookSender},
-    queue::{QueueError, Subscriber, WebhookQueue},
+    queue::{ReadModelError, Subscriber, WebhookQueue},
     scheduler::CHECKPOINT,
     signing::{fingerprint, new_secret, sign},
     subscriptions::WebhookActor,
@@ -58,7 +58,7 @@ pub enum WebhookError {
     Command(#[from] CommandError),
     /// The `webhooks` read model could not answer.
     #[error(transparent)]
-    Queue(#[from] QueueError),
+    Queue(#[from] ReadModelError),
 }
 
 impl From<StoreError> for WebhookError {

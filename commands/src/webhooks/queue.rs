@@ -22,22 +22,22 @@ pub struct Subscriber {
     pub registered_position: i64,
 }
 
-pub use crate::read_model::QueueError;
+pub use crate::read_model::ReadModelError;
 
 /// The scheduler's and the dispatcher's questions to the `webhooks` read model.
 #[async_trait]
 pub trait WebhookQueue: Send + Sync {
     /// The global position the read model has applied: the scheduler reads
     /// the log no further, so a subscription is known before the events after it.
-    async fn seen_up_to(&self) -> Result<i64, QueueError>;
+    async fn seen_up_to(&self) -> Result<i64, ReadModelError>;
 
     /// The [`Subscriber`]s of these companies.
-    async fn subscriptions_for(&self, companies: &[CompanyId]) -> Result<Vec<Subscriber>, QueueError>;
+    async fn subscriptions_for(&self, companies: &[CompanyId]) -> Result<Vec<Subscriber>, ReadModelError>;
 
     /// Up to `limit` deliveries worth attempting at `now`, soonest due first:
     /// pending, due by `now`, of an active subscription, carrying a log event
     /// (tests are sent once, by their route), and the oldest pending one of
     /// their (subscription, source stream), so each entity's events arrive in
     /// order. The dispatcher re-checks each against its own stream.
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, QueueError>;
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, ReadModelError>;
 }

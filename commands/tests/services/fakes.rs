@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use chargeledger_commands::{
     payments::port::{AuthorizeRequest, Called, ChargeSnapshot, ChargeStatus, Exchange, GatewayError, PaymentGateway},
-    sessions::{ChargerDirectory, ChargerSnapshot, DueQuery, DueSession, Mailer, QueueError, SessionQueue},
+    sessions::{ChargerDirectory, ChargerSnapshot, DueQuery, DueSession, MailError, Mailer, ReadModelError, SessionQueue},
 };
 use chrono::{SubsecRound, Utc};
 use domain::{CompanyId, TerminalId};
@@ -208,13 +208,13 @@ pub struct Mail {
 #[derive(Debug, Default)]
 pub struct FakeMailer {
     sent: Mutex<Vec<Mail>>,
-    failures: Mutex<VecDeque<String>>,
+    failures: Mutex<VecDeque<MailError>>,
 }
 
 impl FakeMailer {
     /// The next send fails with `reason`.
-    pub fn fail_next(&self, reason: &str) {
-        self.failures.lock().unwrap().push_back(reason.into());
+    pub fn fail_next(&self, reason: MailError) {
+        self.failures.lock().unwrap().push_back(reason);
     }
 
     /// Every message asked for (failed ones included).
@@ -225,7 +225,7 @@ impl FakeMailer {
 
 #[async_trait]
 impl Mailer for FakeMailer {
-    async fn send(&self, to: &str, subject: &str, body: &str, message_id: &str) -> Result<(), String> {
+    async fn send(&self, to: &str, subject: &str, body: &str, message_id: &str) -> Result<(), MailError> {
         let mail = Mail { to: to.into(), subject: subject.into(), body: body.into(), message_id: message_id.into() };
         self.sent.lock().unwrap().push(mail);
         self.failures.lock().unwrap().pop_front().map_or(Ok(()), Err)
@@ -253,7 +253,7 @@ impl FakeQueue {
 
 #[async_trait]
 impl SessionQueue for FakeQueue {
-    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, QueueError> {
+    async fn due_sessions(&self, query: DueQuery) -> Result<Vec<DueSession>, ReadModelError> {
         self.asked.lock().unwrap().push(query);
         Ok(self.due.lock().unwrap().clone())
     }
@@ -286,7 +286,7 @@ impl ChargerDirectory for FakeDirectory {
         company: CompanyId,
         charge_point: &TerminalId,
         connector: i64,
-    ) -> Result<Option<ChargerSnapshot>, QueueError> {
+    ) -> Result<Option<ChargerSnapshot>, ReadModelError> {
         self.asked.lock().unwrap().push((company, charge_point.as_str().to_owned(), connector));
         Ok(self.charger.lock().unwrap().clone())
     }

@@ -1,7 +1,7 @@
 //! The session manager: reactions to what chargers did (`react_all`) and the
 //! sweep of queued work that is due (`sweep`).
 
-use chargeledger_commands::sessions::{manager::CHECKPOINT, DueSession};
+use chargeledger_commands::sessions::{manager::CHECKPOINT, DueSession, MailError};
 use domain::charger::command::{OcppCommandAnswered, OcppCommandEvent};
 
 use super::*;
@@ -187,7 +187,7 @@ async fn the_sweep_sends_a_receipt_once_after_a_failed_attempt(pool: PgPool) {
     // Given a completed session that the queue has due, and a mail server down for one attempt,
     let id = completed_session(&w).await;
     w.queue.answer(due(id));
-    w.mailer.fail_next("421 try later");
+    w.mailer.fail_next(MailError::Deferred(421));
     let mark = w.mark().await;
     // when the manager sweeps, then the failed attempt is recorded;
     w.sessions.sweep().await.unwrap();
@@ -195,7 +195,7 @@ async fn the_sweep_sends_a_receipt_once_after_a_failed_attempt(pool: PgPool) {
     assert_eq!(types(&events), ["charge_session.receipt_failed"]);
     assert_eq!(
         (events[0].payload["attempt"].as_u64(), events[0].payload["reason"].as_str()),
-        (Some(1), Some("421 try later"))
+        (Some(1), Some("the mail server deferred the message (SMTP 421)"))
     );
     // when it sweeps again, then the receipt goes out to the driver with its fixed Message-ID;
     let mark = w.mark().await;
@@ -239,4 +239,30 @@ async fn the_sweep_cancels_a_session_whose_charger_never_started(pool: PgPool) {
     let intent = state.started.as_ref().unwrap().payment_intent_id;
     assert_eq!(w.intent(intent).await.status(), IntentStatus::Canceled);
     assert!(w.queue.asked()[0].start_deadline <= Utc::now());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_start_deadline_is_read_from_the_services_clock(pool: PgPool) {
+    let w = world_with(pool, SessionConfig { start_timeout: Duration::from_secs(90), ..SessionConfig::default() });
+    // Given a session asked to start just now, the charger silent, and the queue has it due,
+    let (id, _) = w.started_session().await;
+    w.queue.answer(due(id));
+    let mark = w.mark().await;
+    // when the manager sweeps within the 90 s, then nothing happens to it;
+    w.sessions.sweep().await.unwrap();
+    assert!(w.appended(mark).await.is_empty());
+    assert_eq!(w.session(id).await.status, SessionStatus::Authorized);
+    // when the clock passes the deadline (no waiting: the services read it) and it sweeps again,
+    w.clock.advance(Duration::from_secs(91));
+    w.queue.answer(due(id));
+    w.sessions.sweep().await.unwrap();
+    // then the session is canceled as timed out, at the clock's time,
+    let events = w.since(mark).await;
+    let canceled = payload(&events, "charge_session.canceled");
+    assert_eq!(canceled["code"], "start_timeout");
+    let at: DateTime<Utc> = serde_json::from_value(canceled["at"].clone()).unwrap();
+    assert!(at >= Utc::now() + chrono::Duration::seconds(90), "recorded at {at}, not by the moved clock");
+    // and the deadline it asked the queue about is 90 s before the moved clock.
+    let asked = w.queue.asked();
+    assert!(asked.last().unwrap().start_deadline >= Utc::now(), "{:?}", asked.last().unwrap().start_deadline);
 }

@@ -97,14 +97,14 @@ pub struct ChargerRecord {
 #[async_trait]
 pub trait ChargerDirectory: Send + Sync + 'static {
     /// The charger, if registered.
-    async fn find(&self, id: &TerminalId) -> Result<Option<ChargerRecord>, String>;
+    async fn find(&self, id: &TerminalId) -> Result<Option<ChargerRecord>, commands::CommandError>;
     /// Registers an unknown charger to `company` (auto-registration).
     async fn auto_register(
         &self,
         id: &TerminalId,
         company: Uuid,
         version: OcppVersion,
-    ) -> Result<ChargerRecord, String>;
+    ) -> Result<ChargerRecord, commands::CommandError>;
 }
 
 /// A command handed to the connection that holds its charger.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use commands::webhooks::{QueueError, Subscriber, WebhookQueue};
+use commands::webhooks::{ReadModelError, Subscriber, WebhookQueue};
 use domain::CompanyId;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -24,15 +24,15 @@ impl ReadModelQueue {
     }
 }
 
-use crate::queue_error;
+use crate::read_model_error;
 
 #[async_trait]
 impl WebhookQueue for ReadModelQueue {
-    async fn seen_up_to(&self) -> Result<i64, QueueError> {
-        crate::runtime::checkpoint(&self.pool, NAME).await.map_err(queue_error)
+    async fn seen_up_to(&self) -> Result<i64, ReadModelError> {
+        crate::runtime::checkpoint(&self.pool, NAME).await.map_err(read_model_error)
     }
 
-    async fn subscriptions_for(&self, companies: &[CompanyId]) -> Result<Vec<Subscriber>, QueueError> {
+    async fn subscriptions_for(&self, companies: &[CompanyId]) -> Result<Vec<Subscriber>, ReadModelError> {
         let companies: Vec<Uuid> = companies.iter().map(CompanyId::as_uuid).collect();
         let rows: Vec<(Uuid, Uuid, Vec<String>, i64)> = sqlx::query_as(
             "SELECT id, company_id, event_types, registered_position FROM rm_webhooks.subscriptions \
@@ -41,7 +41,7 @@ impl WebhookQueue for ReadModelQueue {
         .bind(&companies)
         .fetch_all(&self.pool)
         .await
-        .map_err(queue_error)?;
+        .map_err(read_model_error)?;
         Ok(rows
             .into_iter()
             .map(|(id, company, event_types, registered_position)| Subscriber {
@@ -53,7 +53,7 @@ impl WebhookQueue for ReadModelQueue {
             .collect())
     }
 
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, QueueError> {
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, ReadModelError> {
         sqlx::query_scalar(
             "SELECT d.id FROM rm_webhooks.deliveries d JOIN rm_webhooks.subscriptions s ON s.id = d.subscription_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND s.status = 'active' AND d.event_id IS NOT NULL \
@@ -65,6 +65,6 @@ impl WebhookQueue for ReadModelQueue {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(queue_error)
+        .map_err(read_model_error)
     }
 }

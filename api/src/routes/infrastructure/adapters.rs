@@ -4,7 +4,10 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use async_trait::async_trait;
-use commands::infrastructure::adapter::{Adapters, ConnectorQuery, ConnectorStatus, CpmsAdapter};
+use commands::{
+    infrastructure::adapter::{Adapters, ConnectorQuery, ConnectorStatus, CpmsAdapter},
+    read_model::ReadModelError,
+};
 use gateways::cpms::{OcppAdapter, OcppReadModel};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -19,12 +22,14 @@ struct ReadModels {
 
 #[async_trait]
 impl OcppReadModel for ReadModels {
-    async fn connected(&self, company: Uuid, ids: &[String]) -> Result<BTreeSet<String>, String> {
-        projections::infrastructure::connected_charge_points(&self.pool, company, ids).await.map_err(|e| e.to_string())
+    async fn connected(&self, company: Uuid, ids: &[String]) -> Result<BTreeSet<String>, ReadModelError> {
+        projections::infrastructure::connected_charge_points(&self.pool, company, ids)
+            .await
+            .map_err(projections::read_model_error)
     }
 
-    async fn connectors(&self, query: &ConnectorQuery) -> Result<Vec<ConnectorStatus>, String> {
-        projections::infrastructure::ocpp_connectors(&self.pool, query).await.map_err(|e| e.to_string())
+    async fn connectors(&self, query: &ConnectorQuery) -> Result<Vec<ConnectorStatus>, ReadModelError> {
+        projections::infrastructure::ocpp_connectors(&self.pool, query).await.map_err(projections::read_model_error)
     }
 }
 
