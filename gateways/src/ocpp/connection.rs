@@ -4,26 +4,26 @@
 mod append;
 mod calls;
 mod flood;
+mod lifecycle;
 
 use std::{borrow::Cow, collections::VecDeque};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::{DateTime, SubsecRound, Utc};
-use commands::{CommandError, EventStore, Metadata, RecordedEvent, StoreError};
+use commands::{EventStore, Metadata};
 use domain::{
     charger::{
-        command::{OcppCommandEvent, OcppCommandFailed, OcppCommandRequested},
-        Charger, ChargerCommand, ChargerEvent, ChargerState, Direction, FrameRejection, OcppFrame, OcppFrameEvent,
+        command::OcppCommandRequested, Charger, ChargerState, Direction, FrameRejection, OcppFrame, OcppFrameEvent,
     },
     terminal::OcppVersion,
-    Aggregate, CompanyId, TerminalId,
+    TerminalId,
 };
 use serde_json::{json, Value};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use self::append::{Append, CommandWrite};
+use self::append::Append;
 use super::{
     frame::{self, ErrorCode, Frame},
     limits::FrameLimiter,
@@ -120,6 +120,12 @@ fn refusal(id: &str, action: &str, code: ErrorCode, description: String) -> fram
     frame::FrameError { id: Some(id.to_owned()), type_id: Some(2), action: Some(action.to_owned()), code, description }
 }
 
+/// Whether a socket error is a frame or message over the size limit.
+fn too_large(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    use tokio_tungstenite::tungstenite::{error::CapacityError, Error};
+    matches!(error.downcast_ref::<Error>(), Some(Error::Capacity(CapacityError::MessageTooLong { .. })))
+}
+
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.to_owned().into() }))
 }
@@ -140,65 +146,6 @@ impl Conn {
             causation_id: causation,
             actor: format!("charger:{}", self.id),
             command_id,
-        }
-    }
-
-    /// Loads the charger's state and stream tips, then records the connection.
-    async fn reload(&mut self) -> Result<(), StoreError> {
-        let events = self.store.read_stream(&self.charger_stream()).await?;
-        let mut state = ChargerState::default();
-        for e in &events {
-            if let Ok(event) = e.decode::<ChargerEvent>() {
-                state = Charger::evolve(state, &event);
-            }
-        }
-        self.state = state;
-        self.charger = Tip {
-            version: events.last().map_or(0, |e| e.stream_version),
-            hash: events.last().map(RecordedEvent::hash_array),
-        };
-        let (version, hash) = self.store.stream_tip(&self.frame_stream()).await?;
-        self.frames = Tip { version, hash };
-        Ok(())
-    }
-
-    async fn open(&mut self) -> Result<(), CommandError> {
-        self.reload().await?;
-        let connect = ChargerCommand::Connect {
-            company_id: CompanyId(self.company),
-            connection_id: self.connection_id,
-            protocol: self.version,
-            gateway_id: self.gateway.inner.config.gateway_id,
-            at: now(),
-        };
-        self.append(Append::deciding("ocpp.connect", connect)).await?;
-        self.queue.extend(commands::ocpp_commands::pending_for(&self.store, self.id.as_str()).await?);
-        Ok(())
-    }
-
-    async fn close(&mut self, reason: &str) {
-        self.flush_rejections(true).await;
-        // Before the disconnection is recorded: a reconnect finds the budget spent.
-        let limiter = std::mem::replace(&mut self.limiter, FrameLimiter::new(&self.gateway.inner.config.limits));
-        self.gateway.inner.parked.park(self.id.as_str(), limiter);
-        if let Some(in_flight) = self.in_flight.take() {
-            let failed = OcppCommandFailed {
-                reason: OcppCommandFailed::DISCONNECTED.into(),
-                error_code: None,
-                description: Some(format!("the connection closed before the answer: {reason}")),
-                failed_at: now(),
-            };
-            let write =
-                CommandWrite { command_id: in_flight.command_id, after: 2, event: OcppCommandEvent::Failed(failed) };
-            let _ = self.append(Append::frames("ocpp.command_failed", &[]).with_writes(vec![write])).await;
-        }
-        let disconnect =
-            ChargerCommand::Disconnect { connection_id: self.connection_id, reason: reason.to_owned(), at: now() };
-        // A disconnection of a connection the log no longer holds open (one
-        // that replaced it recorded its own) is refused: nothing to record.
-        let append = Append { ignore_refusal: true, ..Append::deciding("ocpp.disconnect", disconnect) };
-        if let Err(error) = self.append(append).await {
-            tracing::error!(charger = %self.id, %error, "could not record the disconnection");
         }
     }
 
@@ -264,13 +211,13 @@ impl Conn {
                 message = socket.recv() => match message {
                     None => return "closed by the charger".into(),
                     Some(Err(error)) => {
-                        let text = error.to_string();
-                        if text.contains("too long") || text.contains("Space limit") {
+                        let error = error.into_inner();
+                        if too_large(error.as_ref()) {
                             let max = self.gateway.inner.config.max_frame_bytes;
                             let _ = socket.send(close(1009, &format!("frame larger than {max} bytes"))).await;
-                            return format!("frame too large: {text}");
+                            return format!("frame too large: {error}");
                         }
-                        return format!("connection error: {text}");
+                        return format!("connection error: {error}");
                     }
                     Some(Ok(Message::Text(text))) => {
                         last_heard = Instant::now();
