@@ -56,7 +56,7 @@ pub struct Claims {
     pub sub: String,
     /// Company id.
     pub company: Uuid,
-    /// Role.
+    /// The caller's role: the lowercase `role` claim (`admin`, `operator`, `viewer`, …).
     pub role: Role,
     /// Issued at (seconds).
     pub iat: i64,

@@ -28,7 +28,7 @@ use uuid::Uuid;
 /// Reader lag percentiles in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Lag {
-    /// Median.
+    /// Median lag (50th percentile).
     pub p50: f64,
     /// 99th percentile.
     pub p99: f64,

@@ -78,7 +78,7 @@ pub enum ApiError {
     /// The card was declined; the body carries the failed intent.
     #[error("{detail}")]
     PaymentDeclined {
-        /// Why.
+        /// The problem's `detail`: the failure code and reason (`code: reason`), when known.
         detail: String,
         /// Extension members.
         extensions: serde_json::Map<String, serde_json::Value>,

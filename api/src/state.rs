@@ -10,7 +10,7 @@ use crate::{auth::TokenVerifier, config::Config, metrics::Metrics};
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// Configuration.
+    /// Settings loaded at start (defaults, TOML file, environment); read-only.
     pub config: Arc<Config>,
     /// Pool for read-model queries.
     pub pool: PgPool,

@@ -62,9 +62,9 @@ pub struct HashedFields<'a> {
     pub event_type: &'a str,
     /// Schema version of the payload.
     pub schema_version: i32,
-    /// Payload.
+    /// The event's JSON body, hashed in canonical form (sorted keys, no whitespace).
     pub payload: &'a Value,
-    /// Metadata.
+    /// The event's JSON metadata, hashed in canonical form like the payload.
     pub metadata: &'a Value,
     /// Recording time (microsecond precision, as Postgres keeps it).
     pub recorded_at: DateTime<Utc>,

@@ -38,7 +38,7 @@ pub struct CommandView {
     pub request: OcppCommandRequested,
     /// Owning company.
     pub company_id: Option<Uuid>,
-    /// Status.
+    /// Where the command stands: pending, sent, answered or failed.
     pub status: CommandStatus,
     /// Stream version (1 = requested only).
     pub version: i64,

@@ -102,9 +102,8 @@ async fn a_multi_stream_command_is_recorded_once_with_its_events_or_not_at_all(p
     let store = EventStore::new(pool.clone());
     let a = store.append(&[write("s-a", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
     let b = store.append(&[write("s-b", ExpectedVersion::NoStream, vec![new_event(2)])], None).await.unwrap();
-    let commands = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM command_log").fetch_one(&pool).await.unwrap()
-    };
+    let commands =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM command_log").fetch_one(&pool).await.unwrap() };
 
     // The second write is stale: neither stream moves and no command is left
     // behind (its row rode in the first write's insert, rolled back with it).
@@ -138,7 +137,10 @@ async fn a_multi_stream_command_is_recorded_once_with_its_events_or_not_at_all(p
     let cmd3 = command("multi-3");
     store
         .append(
-            &[write("s-a", ExpectedVersion::Any, vec![new_event(10)]), write("s-c", ExpectedVersion::Any, vec![new_event(11)])],
+            &[
+                write("s-a", ExpectedVersion::Any, vec![new_event(10)]),
+                write("s-c", ExpectedVersion::Any, vec![new_event(11)]),
+            ],
             Some(&cmd3),
         )
         .await

@@ -274,11 +274,11 @@ pub struct TransactionView {
     pub transaction_id: String,
     /// EVSE (2.0.1).
     pub evse_id: Option<i64>,
-    /// Connector.
+    /// Connector id the charger gave for the transaction, when it gave one.
     pub connector_id: Option<i64>,
     /// Id tag.
     pub id_tag: Option<String>,
-    /// Start.
+    /// When the charger says it started; its stop time when only the end was seen.
     pub started_at: DateTime<Utc>,
     /// End, once ended.
     pub ended_at: Option<DateTime<Utc>>,

@@ -150,13 +150,14 @@ impl Projector for PaymentsProjector {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct IntentSummary {
-    /// Id.
+    /// The intent's id (its stream is `payment_intent-<id>`).
     pub id: Uuid,
-    /// Method.
+    /// CREDIT_CARD, GOOGLE_PAY, APPLE_PAY, PIX, WALLET or VIP.
     pub method: String,
-    /// Status.
+    /// requires_authorization, processing, requires_capture, succeeded, canceled, failed
+    /// or expired.
     pub status: String,
-    /// Cents.
+    /// Amount asked at creation, in integer cents of BRL.
     pub amount: i64,
     /// Cents still capturable.
     pub amount_capturable: i64,
@@ -164,11 +165,11 @@ pub struct IntentSummary {
     pub amount_captured: i64,
     /// Cents refunded.
     pub amount_refunded: i64,
-    /// Customer.
+    /// Our customer id of the payer, when given (the wallet owner for WALLET).
     pub customer_id: Option<String>,
     /// Failure code, when it failed.
     pub failure_code: Option<String>,
-    /// Created.
+    /// When the intent was created (the time its `payment_intent.created` event carries).
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,

@@ -33,9 +33,9 @@ pub enum ProjectionError {
     /// An event could not be decoded.
     #[error("event at position {position} is unreadable: {reason}")]
     Decode {
-        /// Where.
+        /// Global log position of the event that could not be decoded.
         position: i64,
-        /// Why.
+        /// What the decoder objected to, as its error message.
         reason: String,
     },
     /// No projector of that name.

@@ -141,17 +141,19 @@ impl Projector for SessionsProjector {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
-    /// Id.
+    /// The session's id (its stream is `charge_session-<id>`).
     pub id: Uuid,
     /// ocpp or adhoc.
     pub kind: String,
-    /// Status.
+    /// PREAUTHORIZING, AUTHORIZED, CHARGING, STOPPING, SETTLING, COMPLETED, CANCELED
+    /// or FAILED.
     pub status: String,
-    /// Station.
+    /// The company's station id the session runs at.
     pub station_id: i64,
-    /// Charger.
+    /// Charge point id: the terminal for OCPP, `adhoc-station-<stationId>` for an
+    /// ad-hoc session started without one.
     pub charge_point_id: String,
-    /// Connector.
+    /// OCPP connector id on the charger, as given at the start.
     pub connector_id: i64,
     /// Energy, Wh.
     pub energy_wh: i64,
@@ -159,7 +161,7 @@ pub struct SessionSummary {
     pub cost_cents: i64,
     /// Captured, cents.
     pub captured_cents: Option<i64>,
-    /// Started.
+    /// When the session was started, before its pre-authorization (lists sort on it).
     pub started_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,

@@ -22,7 +22,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Subcommands.
+/// The binary's subcommands: server roles, tools and benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate, then run every role in one process (API, OCPP gateway, projectors, sealer, workers, and the Kafka
@@ -63,7 +63,7 @@ pub enum Command {
         /// Company id (uuid) the token is scoped to.
         #[arg(long)]
         company: Uuid,
-        /// Role.
+        /// Role the token grants (its `role` claim).
         #[arg(long, value_enum, default_value = "admin")]
         role: auth::Role,
         /// Lifetime, such as 30m, 1h, 7d.
@@ -92,7 +92,7 @@ pub enum Command {
     },
     /// Benchmarks against the configured Postgres (in a scratch database).
     Bench {
-        /// Benchmark.
+        /// Which benchmark to run.
         #[command(subcommand)]
         which: BenchWhich,
     },
@@ -143,7 +143,7 @@ pub enum ApiKeyAction {
         /// Company id.
         #[arg(long)]
         company: Uuid,
-        /// Role.
+        /// Role the key grants (not `driver`: drivers sign in with tokens).
         #[arg(long, value_enum, default_value = "operator")]
         role: auth::Role,
         /// A name to recognise it by.
@@ -152,7 +152,7 @@ pub enum ApiKeyAction {
     },
 }
 
-/// Benchmarks.
+/// The `bench` subcommands: benchmarks and their hidden load generators.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhich {
     /// Kafka relay throughput (backlog drain vs a bare producer) and lag under a steady append load.
@@ -208,7 +208,7 @@ pub enum BenchWhich {
         /// Base URL (ws://host:port/ocpp).
         #[arg(long)]
         url: String,
-        /// Chargers.
+        /// Chargers that connect in the storm, all with the same password.
         #[arg(long)]
         connections: usize,
         /// Their password.

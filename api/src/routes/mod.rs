@@ -20,7 +20,7 @@ use crate::{auth::Caller, error::ApiError, state::AppState};
 /// A command's HTTP answer, as stored for idempotent replay.
 #[derive(Debug)]
 pub struct Stored {
-    /// Status.
+    /// HTTP status to answer; a replay with the same Idempotency-Key gets it again.
     pub status: StatusCode,
     /// `Location`, for creations.
     pub location: Option<String>,

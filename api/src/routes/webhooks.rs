@@ -90,7 +90,7 @@ pub struct TestDelivery {
     pub response_excerpt: Option<String>,
     /// Why there was no answer.
     pub error: Option<String>,
-    /// When.
+    /// When the test attempt finished (the endpoint answered, or the request failed).
     pub at: DateTime<Utc>,
 }
 

@@ -54,13 +54,13 @@ pub struct TestSettings {
 /// Sort key of a connector in lists: station, charge point, EVSE, connector.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnectorKey {
-    /// Station.
+    /// Station of the charge point's mapping; sorts first.
     pub station_id: i64,
     /// Charge point.
     pub charge_point_id: String,
     /// EVSE (0 for OCPP 1.6).
     pub evse_id: i64,
-    /// Connector.
+    /// Connector id within the EVSE (or charge point); sorts last.
     pub connector_id: i64,
 }
 

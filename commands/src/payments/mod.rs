@@ -37,7 +37,7 @@ use crate::{
 /// Who acts.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    /// Company.
+    /// The company acting; every intent read or written must belong to it.
     pub company: CompanyId,
     /// `user:…`, `api-key:…`, `gateway:pagarme`, `system:reconciler`.
     pub actor: String,
@@ -106,13 +106,13 @@ fn command_type(commands: &[IntentCommand]) -> &'static str {
 /// A new intent.
 #[derive(Debug, Clone)]
 pub struct NewIntent {
-    /// Cents.
+    /// Amount to collect, in integer cents of BRL (5000 = R$ 50.00).
     pub amount: i64,
-    /// Method.
+    /// How the payer pays; WALLET needs the payer's customer id.
     pub method: PaymentMethod,
-    /// Payer.
+    /// Who pays: customer id, name, e-mail and CPF, as far as given.
     pub customer: Customer,
-    /// Description.
+    /// Free text; the gateway order's item shows it (default `EV charging`).
     pub description: Option<String>,
     /// Wallet to credit once collected.
     pub top_up_wallet: Option<String>,

@@ -25,7 +25,7 @@ pub struct Exchange {
     pub outcome: String,
     /// Round trip.
     pub duration_ms: i64,
-    /// When.
+    /// When the request was sent (microsecond precision).
     pub at: DateTime<Utc>,
 }
 
@@ -56,7 +56,7 @@ pub enum GatewayError {
 /// A gateway call's result and the exchanges it made.
 #[derive(Debug, Clone)]
 pub struct Called<T> {
-    /// Result.
+    /// The call's outcome, or why it did not succeed (`Unknown`: no answer).
     pub result: Result<T, GatewayError>,
     /// What went over the wire.
     pub exchanges: Vec<Exchange>,
@@ -67,9 +67,9 @@ pub struct Called<T> {
 pub struct AuthorizeRequest {
     /// Our intent id: the order `code`, used to find the order again.
     pub intent_id: Uuid,
-    /// Cents.
+    /// Amount to pre-authorize or to ask by PIX, in integer cents of BRL.
     pub amount: i64,
-    /// Method.
+    /// How the payer pays; picks the order's payment block (card, wallet token, PIX).
     pub method: PaymentMethod,
     /// Card token (CREDIT_CARD).
     pub card_token: Option<String>,
@@ -88,11 +88,11 @@ pub struct AuthorizeRequest {
 /// A charge as the gateway sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChargeSnapshot {
-    /// Order.
+    /// The gateway's order id (`or_…` on Pagar.me).
     pub order_id: String,
-    /// Charge.
+    /// The gateway's charge id (`ch_…` on Pagar.me); capture, cancel and fetch use it.
     pub charge_id: String,
-    /// Status.
+    /// The charge's status, mapped from the gateway's charge and last transaction.
     pub status: ChargeStatus,
     /// Cents authorized or asked.
     pub amount: i64,
@@ -111,7 +111,7 @@ pub struct PixCode {
     pub qr_code: String,
     /// Image URL.
     pub qr_code_url: Option<String>,
-    /// Deadline.
+    /// When the PIX code stops being payable (set by the gateway).
     pub expires_at: DateTime<Utc>,
 }
 
@@ -122,7 +122,7 @@ pub enum ChargeStatus {
     Authorized,
     /// Waiting for the payer (PIX).
     WaitingPayment,
-    /// Collected.
+    /// Collected: the gateway says the charge is `paid`.
     Paid,
     /// Canceled or fully refunded.
     Canceled,
@@ -130,7 +130,7 @@ pub enum ChargeStatus {
     Failed {
         /// Acquirer return code.
         code: Option<String>,
-        /// Message.
+        /// The gateway's explanation for people (Pagar.me: acquirer message or first error).
         message: String,
     },
     /// Anything else, as the gateway spelled it.

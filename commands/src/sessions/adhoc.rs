@@ -31,10 +31,7 @@ impl Sessions {
             return Err(DomainError::field("energyWh", "must not be negative").into());
         }
         let commands = match state.status {
-            SessionStatus::Authorized => vec![
-                started(id, at),
-                SessionCommand::Progress { energy_wh, at },
-            ],
+            SessionStatus::Authorized => vec![started(id, at), SessionCommand::Progress { energy_wh, at }],
             SessionStatus::Charging | SessionStatus::Stopping => vec![SessionCommand::Progress { energy_wh, at }],
             other => return Err(DomainError::InvalidState(format!("the session is {}", other.as_str())).into()),
         };
@@ -52,10 +49,9 @@ impl Sessions {
         let state = self.get(actor.company, id).await?;
         let energy = energy_wh.unwrap_or(state.energy_wh);
         let commands = match state.status {
-            SessionStatus::Authorized => vec![
-                started(id, at),
-                SessionCommand::ChargingStopped { energy_wh: energy, at },
-            ],
+            SessionStatus::Authorized => {
+                vec![started(id, at), SessionCommand::ChargingStopped { energy_wh: energy, at }]
+            }
             SessionStatus::Charging | SessionStatus::Stopping => {
                 vec![SessionCommand::ChargingStopped { energy_wh: energy, at }]
             }

@@ -20,7 +20,7 @@ use crate::CommandError;
 pub(super) struct Checked {
     /// Payment method.
     pub method: PaymentMethod,
-    /// Tariff.
+    /// The tariff in reais (per kWh and per session), fixed for the session.
     pub tariff: Tariff,
     /// The charger; an ad-hoc session without one is named after its station.
     pub charge_point_id: String,

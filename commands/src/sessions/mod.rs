@@ -129,12 +129,12 @@ impl Default for SessionConfig {
 pub struct StartInput {
     /// OCPP or ad-hoc.
     pub kind: SessionKind,
-    /// Station.
+    /// The company's station id (positive); it names an ad-hoc session without a charger.
     pub station_id: i64,
     /// Charger: a terminal of the company for OCPP sessions; an ad-hoc session
     /// without one is named after its station.
     pub charge_point_id: Option<String>,
-    /// Connector.
+    /// OCPP connector id (0 or more); an OCPP session needs it `Available`.
     pub connector_id: i64,
     /// Whether this process's OCPP gateway holds the charger's connection now
     /// (fresher than the read model, which answers otherwise).
@@ -145,7 +145,7 @@ pub struct StartInput {
     pub amount: i64,
     /// Receipt address.
     pub email: String,
-    /// CPF.
+    /// The payer's CPF (check digits verified), passed on with the payment.
     pub cpf: Option<String>,
     /// Card token.
     pub card_token: Option<String>,

@@ -11,7 +11,7 @@ use crate::store::RecordedEvent;
 /// What a receipt says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Receipt {
-    /// Recipient.
+    /// E-mail address the receipt goes to (the session's start `email`).
     pub to: String,
     /// The start.
     pub started: SessionStarted,

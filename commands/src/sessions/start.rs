@@ -106,7 +106,8 @@ impl Sessions {
         match intent.status() {
             IntentStatus::RequiresCapture => {
                 let amount = intent.capturable.to_cents().unwrap_or_default();
-                let state = self.apply(actor, id, &[SessionCommand::PaymentAuthorized { amount, at: self.now() }]).await?;
+                let state =
+                    self.apply(actor, id, &[SessionCommand::PaymentAuthorized { amount, at: self.now() }]).await?;
                 self.send_remote_start(actor, id, &state, protocol).await
             }
             IntentStatus::Failed | IntentStatus::Expired | IntentStatus::Canceled => {

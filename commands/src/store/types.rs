@@ -107,7 +107,7 @@ pub struct NewEvent {
     pub event_type: String,
     /// Schema version of the payload.
     pub schema_version: i32,
-    /// Payload.
+    /// The event's JSON body, as the domain event serialized it.
     pub payload: Value,
 }
 
@@ -155,19 +155,19 @@ pub struct CommandRecord {
 pub struct RecordedEvent {
     /// Global position (log order).
     pub position: i64,
-    /// Stream.
+    /// Stream id, `<category>-<id>` (`terminal-EVSE-001`, `charge_session-<uuid>`).
     pub stream_id: String,
     /// Version within the stream.
     pub stream_version: i64,
-    /// Id.
+    /// Event id, unique in the log (uuid v7 for events the domain appends).
     pub event_id: Uuid,
-    /// Type.
+    /// Event type name, such as `terminal.registered` or `payment_intent.captured`.
     pub event_type: String,
     /// Schema version.
     pub schema_version: i32,
-    /// Payload.
+    /// The event's JSON body at `schema_version` (`decode` upcasts older ones).
     pub payload: Value,
-    /// Metadata.
+    /// JSON metadata: company, correlation and causation ids, actor, command id.
     pub metadata: Value,
     /// When it was appended.
     pub recorded_at: DateTime<Utc>,

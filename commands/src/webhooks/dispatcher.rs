@@ -27,7 +27,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// The delivery's scheduling and source event when it is due at `now` by its
 /// own stream: pending, its next attempt reached, and carrying a log event
 /// (tests are sent by their route, once; the dispatcher never retries them).
-/// Pure.
+/// Pure: no I/O; the answer depends only on `state` and `now`.
 pub fn due(state: &DeliveryState, now: DateTime<Utc>) -> Option<(&DeliveryScheduled, Uuid)> {
     let scheduled = state.scheduled.as_ref()?;
     let event_id = scheduled.event_id?;

@@ -10,7 +10,9 @@ use std::{
 use async_trait::async_trait;
 use chargeledger_commands::{
     payments::port::{AuthorizeRequest, Called, ChargeSnapshot, ChargeStatus, Exchange, GatewayError, PaymentGateway},
-    sessions::{ChargerDirectory, ChargerSnapshot, DueQuery, DueSession, MailError, Mailer, ReadModelError, SessionQueue},
+    sessions::{
+        ChargerDirectory, ChargerSnapshot, DueQuery, DueSession, MailError, Mailer, ReadModelError, SessionQueue,
+    },
 };
 use chrono::{SubsecRound, Utc};
 use domain::{CompanyId, TerminalId};

@@ -44,7 +44,8 @@ pub struct OcppCommandRequested {
     pub deliver_on_reconnect: bool,
     /// How long to wait for the charger's answer once sent.
     pub timeout_ms: i64,
-    /// When.
+    /// Platform clock when the command was requested, not the charger's clock.
+    #[schemars(description = "When.")]
     pub requested_at: DateTime<Utc>,
 }
 
@@ -56,7 +57,8 @@ pub struct OcppCommandSent {
     pub message_id: String,
     /// Connection it went out on.
     pub connection_id: Uuid,
-    /// When.
+    /// Gateway clock when the CALL frame was written to the connection.
+    #[schemars(description = "When.")]
     pub sent_at: DateTime<Utc>,
 }
 
@@ -66,7 +68,8 @@ pub struct OcppCommandSent {
 pub struct OcppCommandAnswered {
     /// The CALLRESULT payload.
     pub response: Value,
-    /// When.
+    /// Gateway clock when the CALLRESULT arrived.
+    #[schemars(description = "When.")]
     pub answered_at: DateTime<Utc>,
 }
 
@@ -78,9 +81,11 @@ pub struct OcppCommandFailed {
     pub reason: String,
     /// OCPP error code of a CALLERROR.
     pub error_code: Option<String>,
-    /// Explanation.
+    /// Human-readable detail: the CALLERROR description or our account of the failure.
+    #[schemars(description = "Explanation.")]
     pub description: Option<String>,
-    /// When.
+    /// Platform clock when the failure was recorded (e.g. when the timeout elapsed).
+    #[schemars(description = "When.")]
     pub failed_at: DateTime<Utc>,
 }
 

@@ -71,7 +71,8 @@ pub struct ChargerConnected {
     pub company_id: Uuid,
     /// Gateway instance holding the connection.
     pub gateway_id: Uuid,
-    /// When.
+    /// Gateway clock when the WebSocket connection was accepted.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -83,7 +84,8 @@ pub struct ChargerDisconnected {
     pub connection_id: Uuid,
     /// Why (closed by the charger, replaced, ping timeout, frame too large, shutdown).
     pub reason: String,
-    /// When.
+    /// Gateway clock when the connection closed.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -91,9 +93,11 @@ pub struct ChargerDisconnected {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChargerBooted {
-    /// Vendor.
+    /// Vendor name the charger reported (1.6 chargePointVendor, 2.0.1 vendorName); empty if absent.
+    #[schemars(description = "Vendor.")]
     pub vendor: String,
-    /// Model.
+    /// Model the charger reported (1.6 chargePointModel, 2.0.1 model); empty if absent.
+    #[schemars(description = "Model.")]
     pub model: String,
     /// Serial number.
     pub serial_number: Option<String>,
@@ -103,7 +107,8 @@ pub struct ChargerBooted {
     pub reason: Option<String>,
     /// Heartbeat interval we told the charger, in seconds.
     pub heartbeat_interval_s: i64,
-    /// When.
+    /// Gateway clock when the BootNotification arrived.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -113,7 +118,8 @@ pub struct ChargerBooted {
 pub struct ConnectorStatusChanged {
     /// EVSE (2.0.1; 1.6 connectors have none). Connector 0 in 1.6 is the whole charger.
     pub evse_id: Option<i64>,
-    /// Connector.
+    /// Connector number as reported; 0 in 1.6 means the whole charger.
+    #[schemars(description = "Connector.")]
     pub connector_id: i64,
     /// OCPP status (1.6 ChargePointStatus or 2.0.1 ConnectorStatus).
     pub status: String,
@@ -133,7 +139,8 @@ pub struct TransactionStarted {
     pub transaction_id: String,
     /// EVSE (2.0.1).
     pub evse_id: Option<i64>,
-    /// Connector.
+    /// Connector the transaction runs on, when the charger said.
+    #[schemars(description = "Connector.")]
     pub connector_id: Option<i64>,
     /// Authorising id tag / token.
     pub id_tag: Option<String>,
@@ -152,7 +159,8 @@ pub struct TransactionStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransactionUpdated {
-    /// Transaction.
+    /// Id of the active transaction this update belongs to (2.0.1 string id).
+    #[schemars(description = "Transaction.")]
     pub transaction_id: String,
     /// seqNo of the message.
     pub seq_no: i64,
@@ -170,7 +178,8 @@ pub struct MeterValuesRecorded {
     pub transaction_id: Option<String>,
     /// EVSE (2.0.1).
     pub evse_id: Option<i64>,
-    /// Connector.
+    /// Connector the samples belong to, when known.
+    #[schemars(description = "Connector.")]
     pub connector_id: Option<i64>,
     /// Samples accepted, in order.
     pub samples: Vec<MeterSample>,
@@ -180,7 +189,8 @@ pub struct MeterValuesRecorded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeterAnomalyDetected {
-    /// Transaction.
+    /// Id of the transaction whose window or register the sample broke.
+    #[schemars(description = "Transaction.")]
     pub transaction_id: String,
     /// `energy_decreased`, `before_transaction_start` or `after_transaction_end`.
     pub kind: String,
@@ -194,7 +204,8 @@ pub struct MeterAnomalyDetected {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SequenceGapDetected {
-    /// Transaction.
+    /// Id of the 2.0.1 transaction whose seqNo sequence has the gap.
+    #[schemars(description = "Transaction.")]
     pub transaction_id: String,
     /// The seqNo we expected.
     pub expected_seq_no: i64,
@@ -206,7 +217,8 @@ pub struct SequenceGapDetected {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransactionEnded {
-    /// Transaction.
+    /// Id of the transaction that ended; a repeated stop for it has no second effect.
+    #[schemars(description = "Transaction.")]
     pub transaction_id: String,
     /// Meter register at stop, Wh.
     pub meter_stop_wh: Option<i64>,

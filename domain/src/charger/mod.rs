@@ -30,7 +30,7 @@ use crate::{error::RefusalKind, terminal::OcppVersion, Aggregate, CompanyId, Ter
 pub struct ActiveTransaction {
     /// EVSE (2.0.1).
     pub evse_id: Option<i64>,
-    /// Connector.
+    /// Connector the transaction runs on, if the charger named one.
     pub connector_id: Option<i64>,
     /// Id tag.
     pub id_tag: Option<String>,
@@ -80,11 +80,11 @@ impl ChargerState {
 /// 2.0.1 TransactionEvent eventType.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionEventKind {
-    /// Started.
+    /// First message of a transaction; its first energy sample is the start register.
     Started,
-    /// Updated.
+    /// Mid-transaction message, typically carrying periodic meter samples.
     Updated,
-    /// Ended.
+    /// Last message of a transaction; its samples are accepted up to its timestamp plus skew.
     Ended,
 }
 
@@ -93,7 +93,7 @@ pub enum TransactionEventKind {
 pub enum ChargerCommand {
     /// A WebSocket connection was accepted.
     Connect {
-        /// Owner.
+        /// Company the terminal is registered to; refused if the charger's history is another's.
         company_id: CompanyId,
         /// The connection.
         connection_id: Uuid,
@@ -101,46 +101,46 @@ pub enum ChargerCommand {
         protocol: OcppVersion,
         /// Gateway instance.
         gateway_id: Uuid,
-        /// Clock.
+        /// Gateway clock when the connection was accepted.
         at: DateTime<Utc>,
     },
     /// The connection closed.
     Disconnect {
         /// The connection.
         connection_id: Uuid,
-        /// Why.
+        /// Why it closed (by the charger, replaced, ping timeout, frame too large, shutdown).
         reason: String,
-        /// Clock.
+        /// Gateway clock when the connection closed.
         at: DateTime<Utc>,
     },
-    /// BootNotification.
+    /// A BootNotification (1.6 or 2.0.1), recorded as reported.
     Boot(ChargerBooted),
-    /// StatusNotification.
+    /// A StatusNotification for one connector, recorded as reported.
     ReportStatus(ConnectorStatusChanged),
     /// 1.6 StartTransaction: the CSMS assigns the id.
     StartTransaction {
-        /// Connector.
+        /// Connector number from the StartTransaction request.
         connector_id: i64,
         /// Id tag.
         id_tag: String,
         /// Register at start, Wh.
         meter_start_wh: i64,
-        /// 1.6 reservation, if any.
+        /// Start time the charger sent; with connector and id tag it identifies a repeated start.
         timestamp: DateTime<Utc>,
     },
     /// 1.6 StopTransaction.
     StopTransaction {
-        /// Transaction.
+        /// The 1.6 integer transaction id as decimal text.
         transaction_id: String,
         /// Register at stop, Wh.
         meter_stop_wh: i64,
         /// Stop time.
         timestamp: DateTime<Utc>,
-        /// Reason.
+        /// 1.6 stop reason as the charger sent it (Local, Remote, EVDisconnected, …).
         reason: Option<String>,
         /// transactionData samples.
         samples: Vec<MeterSample>,
-        /// Clock.
+        /// Gateway clock when the message arrived; unused, the sample window ends at `timestamp`.
         now: DateTime<Utc>,
     },
     /// MeterValues (1.6 or 2.0.1).
@@ -149,11 +149,11 @@ pub enum ChargerCommand {
         transaction_id: Option<String>,
         /// EVSE (2.0.1).
         evse_id: Option<i64>,
-        /// Connector.
+        /// 1.6 connector of the samples; `None` for 2.0.1, which names the EVSE.
         connector_id: Option<i64>,
-        /// Samples.
+        /// Normalised samples; those outside the transaction's window are recorded as anomalies.
         samples: Vec<MeterSample>,
-        /// Clock.
+        /// Gateway clock on arrival; samples later than this plus skew are anomalies.
         now: DateTime<Utc>,
     },
     /// 2.0.1 TransactionEvent.
@@ -164,21 +164,21 @@ pub enum ChargerCommand {
         transaction_id: String,
         /// Sequence number.
         seq_no: i64,
-        /// EVSE.
+        /// EVSE id from the message's `evse` object, when present.
         evse_id: Option<i64>,
-        /// Connector.
+        /// Connector id from the message's `evse` object, when present.
         connector_id: Option<i64>,
         /// Id token.
         id_tag: Option<String>,
-        /// remoteStartId.
+        /// 2.0.1 remoteStartId, linking the transaction to a RequestStartTransaction.
         remote_start_id: Option<i64>,
-        /// Samples.
+        /// Normalised samples from the message's meterValue list.
         samples: Vec<MeterSample>,
         /// When the charger says it happened.
         timestamp: DateTime<Utc>,
         /// stoppedReason of an Ended event.
         stopped_reason: Option<String>,
-        /// Clock.
+        /// Gateway clock on arrival; bounds the sample window of Started and Updated.
         now: DateTime<Utc>,
     },
 }

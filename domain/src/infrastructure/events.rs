@@ -33,7 +33,8 @@ pub enum CpmsMappingEvent {
 pub struct MappingCreated {
     /// The mapping.
     pub mapping_id: Uuid,
-    /// Owner.
+    /// Company that created the mapping; commands from any other company get "not found".
+    #[schemars(description = "Owner.")]
     pub company_id: CompanyId,
     /// The station.
     pub station_id: i64,
@@ -41,7 +42,8 @@ pub struct MappingCreated {
     pub adapter_type: AdapterType,
     /// CPMS-side identifiers of the station's charge points (`ocpp`: terminal ids on our gateway).
     pub charge_point_ids: Vec<String>,
-    /// When.
+    /// Platform clock when the mapping was created.
+    #[schemars(description = "When.")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -53,7 +55,8 @@ pub struct MappingUpdated {
     pub adapter_type: AdapterType,
     /// Charge point identifiers after the change.
     pub charge_point_ids: Vec<String>,
-    /// When.
+    /// Platform clock when the change was accepted.
+    #[schemars(description = "When.")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -61,7 +64,8 @@ pub struct MappingUpdated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MappingDeleted {
-    /// When.
+    /// Platform clock when the mapping was deleted.
+    #[schemars(description = "When.")]
     pub deleted_at: DateTime<Utc>,
 }
 
@@ -168,7 +172,8 @@ pub struct KeysClaimed {
     pub station_id: i64,
     /// The charge points.
     pub charge_point_ids: Vec<String>,
-    /// When.
+    /// Platform clock when the claim was recorded (with the mapping's own event).
+    #[schemars(description = "When.")]
     pub claimed_at: DateTime<Utc>,
 }
 
@@ -178,7 +183,8 @@ pub struct KeysClaimed {
 pub struct KeysReleased {
     /// The mapping.
     pub mapping_id: Uuid,
-    /// When.
+    /// Platform clock when the claims were released.
+    #[schemars(description = "When.")]
     pub released_at: DateTime<Utc>,
 }
 
@@ -218,7 +224,8 @@ pub struct AdapterConfigured {
     pub credentials_set: Vec<String>,
     /// Credentials removed.
     pub credentials_removed: Vec<String>,
-    /// When.
+    /// Platform clock when the settings changed.
+    #[schemars(description = "When.")]
     pub configured_at: DateTime<Utc>,
 }
 

@@ -55,17 +55,17 @@ impl MappingError {
 /// What the write side knows of a mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
-    /// Id.
+    /// Id of the mapping, also the key of its stream `cpms_mapping-<uuid>`.
     pub mapping_id: Uuid,
-    /// Owner.
+    /// Company fixed at creation; other companies' commands are answered as not found.
     pub company_id: CompanyId,
-    /// Station.
+    /// Positive station id fixed at creation; an update cannot change it.
     pub station_id: i64,
-    /// Adapter.
+    /// How the station's charge points are reached (`ocpp`: our own gateway).
     pub adapter_type: AdapterType,
     /// CPMS-side charge point ids.
     pub charge_point_ids: Vec<String>,
-    /// Created.
+    /// Platform clock when the mapping was created.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
@@ -79,7 +79,7 @@ pub enum MappingState {
     /// No events yet.
     #[default]
     Absent,
-    /// Live.
+    /// Created and not deleted: the only state that accepts commands.
     Live(Box<Mapping>),
     /// Deleted; kept for its history only.
     Deleted(Box<Mapping>),
@@ -100,11 +100,11 @@ impl MappingState {
 pub struct CreateMapping {
     /// New id.
     pub mapping_id: Uuid,
-    /// Owner.
+    /// Company that will own the mapping (the caller's).
     pub company_id: CompanyId,
-    /// Station.
+    /// Station to map; must be a positive integer.
     pub station_id: i64,
-    /// Adapter.
+    /// Adapter that reaches the charge points; decides the charge point id syntax.
     pub adapter_type: AdapterType,
     /// CPMS-side charge point ids.
     pub charge_point_ids: Vec<String>,

@@ -49,7 +49,7 @@ impl RegistryError {
 /// What one mapping holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// Station.
+    /// Station the mapping holds; no other live mapping may hold it.
     pub station_id: i64,
     /// Charge points.
     pub charge_point_ids: Vec<String>,
@@ -84,7 +84,7 @@ pub enum RegistryCommand {
     Claim {
         /// The mapping.
         mapping_id: Uuid,
-        /// Station.
+        /// Station the mapping wants; refused if another live mapping holds it.
         station_id: i64,
         /// Charge points.
         charge_point_ids: Vec<String>,

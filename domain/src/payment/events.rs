@@ -58,7 +58,8 @@ pub enum PaymentIntentEvent {
 pub struct Customer {
     /// Our customer id (the wallet owner for WALLET intents).
     pub customer_id: Option<String>,
-    /// Name.
+    /// Payer's name, sent to the gateway; published copies of the event carry `null`.
+    #[schemars(description = "Name.")]
     pub name: Option<String>,
     /// E-mail (receipts).
     pub email: Option<String>,
@@ -72,7 +73,8 @@ pub struct Customer {
 pub struct IntentCreated {
     /// The intent.
     pub intent_id: Uuid,
-    /// Owner.
+    /// Company that owns the intent; commands from any other company get not found.
+    #[schemars(description = "Owner.")]
     pub company_id: Uuid,
     /// Amount in cents.
     pub amount: i64,
@@ -86,7 +88,8 @@ pub struct IntentCreated {
     pub description: Option<String>,
     /// Set when the money tops up this wallet (customer id) once collected.
     pub top_up_wallet: Option<String>,
-    /// When.
+    /// Platform clock when the intent was created.
+    #[schemars(description = "When.")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -94,13 +97,15 @@ pub struct IntentCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationRequested {
-    /// What.
+    /// Gateway operation now in flight; only one at a time.
+    #[schemars(description = "What.")]
     pub operation: Operation,
     /// Cents concerned (authorize: the amount; capture/refund: the amount asked).
     pub amount: i64,
     /// Idempotency-Key sent to the gateway for this operation.
     pub idempotency_key: String,
-    /// When.
+    /// Platform clock when the operation was requested.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -108,7 +113,8 @@ pub struct OperationRequested {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayExchanged {
-    /// Operation.
+    /// The intent's operation this HTTP exchange was part of.
+    #[schemars(description = "Operation.")]
     pub operation: Operation,
     /// HTTP method and path.
     pub request_line: String,
@@ -124,7 +130,8 @@ pub struct GatewayExchanged {
     pub outcome: String,
     /// Round trip, ms.
     pub duration_ms: i64,
-    /// When.
+    /// When the request was sent to the gateway (microsecond precision).
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -158,7 +165,8 @@ pub struct Authorized {
     pub already_collected: bool,
     /// VIP: no gateway charge; sponsored by the operator.
     pub sponsored: bool,
-    /// When.
+    /// Platform clock when the authorization was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -166,7 +174,8 @@ pub struct Authorized {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationFailed {
-    /// Which.
+    /// The operation that failed; a failed authorize fails the whole intent.
+    #[schemars(description = "Which.")]
     pub operation: Operation,
     /// Stable code: card_declined, insufficient_funds, gateway_error, …
     pub code: String,
@@ -174,7 +183,8 @@ pub struct OperationFailed {
     pub reason: String,
     /// Acquirer return code of a decline.
     pub decline_code: Option<String>,
-    /// When.
+    /// Platform clock when the failure was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -182,11 +192,14 @@ pub struct OperationFailed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutcomeUnknown {
-    /// Which.
+    /// The operation whose outcome is unknown; it stays in flight until reconciled.
+    #[schemars(description = "Which.")]
     pub operation: Operation,
-    /// Why.
+    /// Why the outcome is unknown (timeout, 5xx, unexpected status), for reconciliation.
+    #[schemars(description = "Why.")]
     pub reason: String,
-    /// When.
+    /// Platform clock when the unknown outcome was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -198,7 +211,8 @@ pub struct Captured {
     pub amount_captured: i64,
     /// Cents of the hold released.
     pub amount_released: i64,
-    /// When.
+    /// Platform clock when the capture was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -208,7 +222,8 @@ pub struct Captured {
 pub struct Voided {
     /// Cents released.
     pub amount_released: i64,
-    /// When.
+    /// Platform clock when the void was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -216,12 +231,14 @@ pub struct Voided {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Refunded {
-    /// Cents.
+    /// Cents returned to the payer by this refund.
+    #[schemars(description = "Cents.")]
     pub amount: i64,
     /// Returned as part of a capture (PIX paid more than was kept), not a refund
     /// of captured money.
     pub at_capture: bool,
-    /// When.
+    /// Platform clock when the refund was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -229,7 +246,8 @@ pub struct Refunded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expired {
-    /// When.
+    /// Platform clock when the expiry was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -245,7 +263,8 @@ pub struct WebhookReceived {
     pub charge_id: Option<String>,
     /// The body, redacted.
     pub body: Value,
-    /// When.
+    /// Platform clock when the webhook was received.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 

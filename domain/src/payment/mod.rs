@@ -66,7 +66,8 @@ impl PaymentMethod {
 pub enum Operation {
     /// Pre-authorize (or issue a PIX code).
     Authorize,
-    /// Collect.
+    /// Collect all or part of the hold (PIX: keep part, refunding the rest).
+    #[schemars(description = "Collect.")]
     Capture,
     /// Release the hold.
     Void,
@@ -84,9 +85,9 @@ pub enum IntentStatus {
     Processing,
     /// Authorized; `amount_capturable` can be captured.
     RequiresCapture,
-    /// Captured.
+    /// Captured, in full or in part; captured money can still be refunded.
     Succeeded,
-    /// Voided.
+    /// Voided before or after authorization, without collecting anything.
     Canceled,
     /// Authorization failed.
     Failed,
@@ -112,7 +113,7 @@ impl IntentStatus {
 /// An operation in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    /// Which.
+    /// The gateway operation awaiting its settlement.
     pub operation: Operation,
     /// Amount asked.
     pub amount: Money,
@@ -129,11 +130,11 @@ pub struct IntentState {
     pub settled: Option<IntentStatus>,
     /// Operation in flight.
     pub pending: Option<Pending>,
-    /// Held.
+    /// Amount held at authorization (its capturable amount then).
     pub authorized: Money,
     /// Still capturable.
     pub capturable: Money,
-    /// Collected.
+    /// Amount the capture collected; zero until captured.
     pub captured: Money,
     /// Released without collecting.
     pub released: Money,
@@ -147,7 +148,7 @@ pub struct IntentState {
     pub charge_id: Option<String>,
     /// PIX: collected at authorization.
     pub already_collected: bool,
-    /// VIP.
+    /// A VIP intent, held without a gateway and sponsored by the operator.
     pub sponsored: bool,
     /// PIX code.
     pub pix: Option<PixQrIssued>,
@@ -178,7 +179,7 @@ impl IntentState {
 /// What the gateway said about the operation in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settlement {
-    /// Held.
+    /// The money is held (card pre-authorization, paid PIX code or wallet hold).
     Authorized {
         /// Capturable amount.
         amount_capturable: Money,
@@ -193,16 +194,16 @@ pub enum Settlement {
     PixIssued(PixQrIssued),
     /// Collected (PIX: the part kept; the rest is refunded by the same step).
     Captured {
-        /// Collected.
+        /// Amount kept; must equal the amount the capture asked for.
         amount: Money,
         /// Returned to the payer right away (PIX paid more than captured).
         refunded: Money,
     },
-    /// Released.
+    /// The hold was released; everything still capturable is released.
     Voided,
-    /// Returned.
+    /// Money went back to the payer for the refund in flight.
     Refunded {
-        /// Amount.
+        /// Amount returned; must equal the amount the refund asked for.
         amount: Money,
     },
     /// Failed for good.
@@ -216,7 +217,7 @@ pub enum Settlement {
     },
     /// Not known yet.
     Unknown {
-        /// Why.
+        /// Why the outcome is unknown (timeout, 5xx, unexpected status), for reconciliation.
         reason: String,
     },
     /// PIX expired.
@@ -226,57 +227,57 @@ pub enum Settlement {
 /// Commands of the payment intent.
 #[derive(Debug, Clone)]
 pub enum IntentCommand {
-    /// Create.
+    /// Create the intent; refused when the stream already holds one.
     Create {
-        /// Id.
+        /// Id of the new intent, also its stream key `payment_intent-<id>`.
         intent_id: Uuid,
-        /// Owner.
+        /// Company that will own the intent.
         company_id: CompanyId,
-        /// Amount.
+        /// Amount to collect: 1 to 10,000,000 cents, at most two decimal places.
         amount: Money,
-        /// Method.
+        /// How the payer pays; WALLET needs a customer id.
         method: PaymentMethod,
-        /// Payer.
+        /// The payer; CPF and e-mail are validated when given.
         customer: Customer,
-        /// Description.
+        /// Free text about the charge, at most 200 characters.
         description: Option<String>,
         /// Wallet to credit when collected.
         top_up_wallet: Option<String>,
-        /// Clock.
+        /// Platform clock, recorded as the creation time.
         now: chrono::DateTime<chrono::Utc>,
     },
     /// Ask for a gateway operation (capture/refund amounts: `None` for all).
     Request {
-        /// Caller.
+        /// Caller's company; an intent of another company is not found.
         company_id: CompanyId,
-        /// Which.
+        /// Operation to start; refused while another one is in flight.
         operation: Operation,
-        /// Amount.
+        /// Capture or refund amount; `None` means all of it. Authorize and void ignore it.
         amount: Option<Money>,
-        /// Clock.
+        /// Platform clock, recorded on the requested event.
         now: chrono::DateTime<chrono::Utc>,
     },
     /// Settle the operation in flight.
     Settle {
-        /// Caller.
+        /// Caller's company; an intent of another company is not found.
         company_id: CompanyId,
         /// The operation it settles.
         operation: Operation,
-        /// Outcome.
+        /// What the gateway said; it must fit the operation (`Captured` for a capture).
         outcome: Settlement,
-        /// Clock.
+        /// Platform clock, recorded on the settling events.
         now: chrono::DateTime<chrono::Utc>,
     },
     /// Record a gateway exchange.
     RecordExchange {
-        /// Caller.
+        /// Caller's company; an intent of another company is not found.
         company_id: CompanyId,
         /// The exchange.
         exchange: GatewayExchanged,
     },
     /// Record a gateway webhook.
     RecordWebhook {
-        /// Caller.
+        /// Caller's company; an intent of another company is not found.
         company_id: CompanyId,
         /// The webhook.
         webhook: WebhookReceived,

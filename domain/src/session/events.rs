@@ -97,15 +97,19 @@ pub enum SessionEvent {
 pub struct SessionStarted {
     /// The session.
     pub session_id: Uuid,
-    /// Owner.
+    /// Company the session belongs to (the one that started it).
+    #[schemars(description = "Owner.")]
     pub company_id: Uuid,
     /// OCPP or ad-hoc.
     pub kind: SessionKind,
-    /// Station.
+    /// Station the charger belongs to; a positive integer.
+    #[schemars(description = "Station.")]
     pub station_id: i64,
-    /// Charger.
+    /// Charge point the driver uses (our terminal id for OCPP sessions).
+    #[schemars(description = "Charger.")]
     pub charge_point_id: String,
-    /// Connector.
+    /// Connector to charge on, 0 or more (sent as the EVSE id to 2.0.1 chargers).
+    #[schemars(description = "Connector.")]
     pub connector_id: i64,
     /// Payment method.
     pub method: PaymentMethod,
@@ -121,7 +125,8 @@ pub struct SessionStarted {
     pub payment_intent_id: Uuid,
     /// Id tag given to the charger (links its transaction to this session).
     pub id_tag: String,
-    /// When.
+    /// Platform clock when the session was started.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
     /// The customer the session belongs to (a driver's own sessions; the
     /// wallet owner). Schema version 2; absent in version 1.
@@ -133,11 +138,13 @@ pub struct SessionStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Amount {
-    /// Cents.
+    /// Amount in cents: held (payment authorized), to refund, or refunded.
+    #[schemars(description = "Cents.")]
     pub amount: i64,
     /// Why (refunds).
     pub reason: Option<String>,
-    /// When.
+    /// Platform clock when the authorization, refund request or refund was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -149,7 +156,8 @@ pub struct Reason {
     pub code: String,
     /// For people.
     pub detail: String,
-    /// When.
+    /// When it happened (for `budget_exhausted`: the time of the reading that hit the limit).
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -159,7 +167,8 @@ pub struct Reason {
 pub struct RemoteStartSent {
     /// The OCPP command.
     pub command_id: Uuid,
-    /// When.
+    /// Platform clock when the remote start command was issued.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -171,7 +180,8 @@ pub struct ChargingStarted {
     pub transaction_id: String,
     /// Register at start, Wh.
     pub meter_start_wh: i64,
-    /// When.
+    /// When the charger says the transaction started (ad-hoc: the first reported progress).
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -203,7 +213,8 @@ pub struct Settlement {
     pub capture_cents: i64,
     /// Cents to release.
     pub release_cents: i64,
-    /// When.
+    /// When charging stopped, as the charger reported it (ad-hoc: the caller's time).
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -215,7 +226,8 @@ pub struct Settled {
     pub captured_cents: i64,
     /// Cents released.
     pub released_cents: i64,
-    /// When.
+    /// Platform clock when the capture was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -229,7 +241,8 @@ pub struct Attempt {
     pub reason: String,
     /// When the next attempt is due (none: no more attempts).
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// When.
+    /// Platform clock when the attempt failed.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -237,11 +250,13 @@ pub struct Attempt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReceiptSent {
-    /// Recipient.
+    /// E-mail address the receipt went to; published copies carry `null`.
+    #[schemars(description = "Recipient.")]
     pub to: String,
     /// Message-ID of the e-mail.
     pub message_id: String,
-    /// When.
+    /// Platform clock once the mailer accepted the e-mail.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 

@@ -64,7 +64,7 @@ impl SessionStatus {
 pub struct SessionState {
     /// The start (None: no such session).
     pub started: Option<SessionStarted>,
-    /// Status.
+    /// Where the session stands; `Preauthorizing` until the payment is authorized.
     pub status: SessionStatus,
     /// Cents held.
     pub authorized: i64,
@@ -109,7 +109,7 @@ pub enum SessionCommand {
     PaymentAuthorized {
         /// Cents held.
         amount: i64,
-        /// Clock.
+        /// Platform clock when the authorization was confirmed.
         at: DateTime<Utc>,
     },
     /// The payment failed.
@@ -131,7 +131,7 @@ pub enum SessionCommand {
     ChargingStopped {
         /// Wh delivered in all.
         energy_wh: i64,
-        /// When.
+        /// When the charger says the transaction stopped (ad-hoc: the caller's time).
         at: DateTime<Utc>,
     },
     /// The capture went through.
@@ -146,7 +146,7 @@ pub enum SessionCommand {
     RefundFailed(Attempt),
     /// The pending refund went through.
     Refunded {
-        /// Clock.
+        /// Platform clock when the payment intent's refund (or void) settled.
         at: DateTime<Utc>,
     },
     /// The receipt went out.

@@ -14,9 +14,9 @@ use crate::{
 /// or a request's before the session exists.
 #[derive(Debug, Clone, Copy)]
 pub struct StartFields<'a> {
-    /// Station.
+    /// Station of the charger; must be a positive integer.
     pub station_id: i64,
-    /// Connector.
+    /// Connector to charge on; must be 0 or more.
     pub connector_id: i64,
     /// Pre-authorization, cents.
     pub amount: i64,

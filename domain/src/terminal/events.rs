@@ -32,17 +32,21 @@ pub enum TerminalEvent {
 pub struct TerminalRegistered {
     /// Charge point identity.
     pub terminal_id: TerminalId,
-    /// Owner.
+    /// Company the terminal is registered to; other companies' commands get not found.
+    #[schemars(description = "Owner.")]
     pub company_id: CompanyId,
     /// Station the terminal belongs to.
     pub station_id: i64,
-    /// Manufacturer.
+    /// Manufacturer name, trimmed (`unknown` for an auto-registered charger).
+    #[schemars(description = "Manufacturer.")]
     pub vendor: String,
-    /// Model.
+    /// Model name, trimmed (`unknown` for an auto-registered charger).
+    #[schemars(description = "Model.")]
     pub model: String,
     /// Protocol version.
     pub ocpp_version: OcppVersion,
-    /// Connectors.
+    /// Connectors sorted by id (none for an auto-registered charger).
+    #[schemars(description = "Connectors.")]
     pub connectors: Vec<Connector>,
     /// Argon2id PHC hash of the OCPP basic-auth password; never the password.
     /// Sensitive: consumers outside the platform receive it redacted.
@@ -50,7 +54,8 @@ pub struct TerminalRegistered {
     // 0, which an operator must ask for explicitly; a registration for profile
     // 2 is followed by a `terminal.charger_credentials_set` in the same append.
     pub password_hash: Option<String>,
-    /// When.
+    /// Platform clock when the terminal was registered.
+    #[schemars(description = "When.")]
     pub registered_at: DateTime<Utc>,
 }
 
@@ -69,7 +74,8 @@ pub struct ChargerCredentialsSet {
     /// Argon2id PHC hash of the new basic-auth password (`null` for profile 0).
     /// Sensitive: consumers outside the platform receive it redacted.
     pub password_hash: Option<String>,
-    /// When.
+    /// Platform clock when the credentials were set or rotated.
+    #[schemars(description = "When.")]
     pub set_at: DateTime<Utc>,
 }
 
@@ -79,7 +85,8 @@ pub struct ChargerCredentialsSet {
 pub struct TerminalHealthReported {
     /// Heartbeat, fault or recovery.
     pub kind: HealthKind,
-    /// Severity.
+    /// How bad it is: a heartbeat is always `info`; a fault at `error` or above marks the terminal `Faulted`.
+    #[schemars(description = "Severity.")]
     pub severity: Severity,
     /// Vendor or OCPP error code.
     pub code: Option<String>,
@@ -99,11 +106,13 @@ pub struct TerminalStatusChanged {
     pub from: TerminalStatus,
     /// New status.
     pub to: TerminalStatus,
-    /// Why.
+    /// The operator's reason, or the health report's code or message; `None` when none was given.
+    #[schemars(description = "Why.")]
     pub reason: Option<String>,
     /// Who changed it.
     pub source: StatusSource,
-    /// When.
+    /// Platform clock when the status changed.
+    #[schemars(description = "When.")]
     pub changed_at: DateTime<Utc>,
 }
 

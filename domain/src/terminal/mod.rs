@@ -64,7 +64,8 @@ pub enum ConnectorType {
     CCS1,
     /// Combined Charging System, Type 2 inlet.
     CCS2,
-    /// CHAdeMO.
+    /// CHAdeMO, the Japanese DC fast-charging standard.
+    #[schemars(description = "CHAdeMO.")]
     CHAdeMO,
     /// GB/T (China).
     #[serde(rename = "GB/T")]
@@ -167,7 +168,8 @@ pub enum HealthKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// Informational.
+    /// Informational only: nothing is wrong (the severity of every heartbeat).
+    #[schemars(description = "Informational.")]
     Info,
     /// Degraded but working.
     Warning,
@@ -232,19 +234,19 @@ pub fn implied_profile(password_hash: Option<&str>) -> u8 {
 /// Register a new terminal.
 #[derive(Debug, Clone)]
 pub struct RegisterTerminal {
-    /// Owner.
+    /// Company the terminal is registered to; later commands from others get "not found".
     pub company_id: CompanyId,
     /// Charge point identity.
     pub terminal_id: TerminalId,
     /// Station the terminal belongs to.
     pub station_id: i64,
-    /// Manufacturer.
+    /// Manufacturer name, 1 to 50 characters (trimmed when recorded).
     pub vendor: String,
-    /// Model.
+    /// Model name, 1 to 50 characters (trimmed when recorded).
     pub model: String,
-    /// Protocol.
+    /// OCPP version the charger will speak to our gateway.
     pub ocpp_version: OcppVersion,
-    /// Connectors.
+    /// 1 to 32 connectors, each with a distinct id from 1; recorded sorted by id.
     pub connectors: Vec<Connector>,
     /// Argon2id PHC string of the OCPP basic-auth password, hashed by the caller.
     pub password_hash: Option<String>,
@@ -276,7 +278,8 @@ pub struct ReportHealth {
     pub company_id: CompanyId,
     /// Kind of report.
     pub kind: HealthKind,
-    /// Severity.
+    /// How bad it is: a heartbeat must be `Info`; a fault at `Error` or above
+    /// marks the terminal `Faulted`.
     pub severity: Severity,
     /// Vendor or OCPP error code.
     pub code: Option<String>,
@@ -295,7 +298,7 @@ pub struct ChangeStatus {
     pub company_id: CompanyId,
     /// New status.
     pub status: TerminalStatus,
-    /// Why.
+    /// Reason shown with the new status, 1 to 500 characters when given.
     pub reason: Option<String>,
     /// The clock.
     pub now: DateTime<Utc>,

@@ -48,15 +48,19 @@ pub enum WalletEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WalletCredited {
-    /// Owner.
+    /// Company the wallet belongs to, recorded as its owner.
+    #[schemars(description = "Owner.")]
     pub company_id: Uuid,
-    /// Customer.
+    /// Our customer id of the wallet's owner (part of the stream id).
+    #[schemars(description = "Customer.")]
     pub customer_id: String,
-    /// Cents.
+    /// Cents added by the top-up; always positive.
+    #[schemars(description = "Cents.")]
     pub amount: i64,
     /// The top-up payment intent that collected it.
     pub source_intent_id: Uuid,
-    /// When.
+    /// Platform clock when the credit was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -66,9 +70,11 @@ pub struct WalletCredited {
 pub struct WalletHold {
     /// The payment intent.
     pub intent_id: Uuid,
-    /// Cents.
+    /// Cents held, captured or released, as the event type says; always positive.
+    #[schemars(description = "Cents.")]
     pub amount: i64,
-    /// When.
+    /// Platform clock when the hold, capture or release was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -78,9 +84,11 @@ pub struct WalletHold {
 pub struct WalletDebit {
     /// The top-up payment intent being refunded.
     pub source_intent_id: Uuid,
-    /// Cents.
+    /// Cents taken out for the refund, or given back by the reversal; always positive.
+    #[schemars(description = "Cents.")]
     pub amount: i64,
-    /// When.
+    /// Platform clock when the debit or its reversal was recorded.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -131,40 +139,40 @@ impl WalletState {
 pub enum WalletCommand {
     /// Add money.
     Credit {
-        /// Owner.
+        /// Company of the wallet, recorded as its owner.
         company_id: CompanyId,
-        /// Customer.
+        /// Our customer id of the wallet's owner (part of the stream id).
         customer_id: String,
-        /// Cents.
+        /// Cents the top-up collected; must be positive.
         amount: i64,
         /// Top-up intent.
         source_intent_id: Uuid,
-        /// Clock.
+        /// Platform clock, recorded on the `wallet.credited` event.
         at: DateTime<Utc>,
     },
     /// Reserve money for an intent.
     Hold {
-        /// Intent.
+        /// WALLET payment intent the money is reserved for; one hold per intent.
         intent_id: Uuid,
-        /// Cents.
+        /// Cents to reserve; positive and at most what is available (balance minus holds).
         amount: i64,
-        /// Clock.
+        /// Platform clock, recorded on the `wallet.hold_placed` event.
         at: DateTime<Utc>,
     },
     /// Debit `amount` of an intent's hold and free the rest.
     Capture {
-        /// Intent.
+        /// Intent whose hold is captured; refused when it has none.
         intent_id: Uuid,
-        /// Cents.
+        /// Cents to debit, 1 up to the held amount; the rest of the hold is released.
         amount: i64,
-        /// Clock.
+        /// Platform clock, recorded on the capture (and release) events.
         at: DateTime<Utc>,
     },
     /// Free an intent's hold.
     Release {
-        /// Intent.
+        /// Intent whose hold is freed; nothing happens when it has none.
         intent_id: Uuid,
-        /// Clock.
+        /// Platform clock, recorded on the `wallet.hold_released` event.
         at: DateTime<Utc>,
     },
     /// Take out `amount` of a top-up's credit because the top-up is refunded;
@@ -172,18 +180,18 @@ pub enum WalletCommand {
     Debit {
         /// The top-up intent.
         source_intent_id: Uuid,
-        /// Cents.
+        /// Cents to take out; positive and at most what is available.
         amount: i64,
-        /// Clock.
+        /// Platform clock, recorded on the `wallet.debited` event.
         at: DateTime<Utc>,
     },
     /// Give back a debit whose refund failed.
     ReverseDebit {
         /// The top-up intent.
         source_intent_id: Uuid,
-        /// Cents.
+        /// Cents to give back, at most what this top-up's debits still hold.
         amount: i64,
-        /// Clock.
+        /// Platform clock, recorded on the `wallet.debit_reversed` event.
         at: DateTime<Utc>,
     },
 }

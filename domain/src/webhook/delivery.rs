@@ -50,7 +50,7 @@ pub enum DeliveryStatus {
 /// A delivery's state.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryState {
-    /// Status.
+    /// Where the delivery stands; `None` until it is scheduled.
     pub status: DeliveryStatus,
     /// What is delivered.
     pub scheduled: Option<DeliveryScheduled>,
@@ -66,9 +66,11 @@ pub struct DeliveryState {
 pub struct DeliveryScheduled {
     /// Delivery id.
     pub delivery_id: Uuid,
-    /// Subscription.
+    /// Subscription the event is delivered to.
+    #[schemars(description = "Subscription.")]
     pub subscription_id: Uuid,
-    /// Owner.
+    /// Company of the subscription, and of the event delivered.
+    #[schemars(description = "Owner.")]
     pub company_id: CompanyId,
     /// The `webhook-id` header: the same on every attempt.
     pub message_id: String,
@@ -82,7 +84,8 @@ pub struct DeliveryScheduled {
     pub position: i64,
     /// When the first attempt is due.
     pub due_at: DateTime<Utc>,
-    /// When.
+    /// Platform clock when the delivery was scheduled.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -102,7 +105,8 @@ pub struct DeliveryAttempted {
     pub error: Option<String>,
     /// When the next attempt is due; none when this was the last.
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// When.
+    /// Platform clock once the attempt ended (answered, failed or timed out).
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -112,7 +116,8 @@ pub struct DeliveryAttempted {
 pub struct DeliveryAbandoned {
     /// `gone` (410) or `retries_exhausted`.
     pub reason: String,
-    /// When.
+    /// Time of the last attempt, the one after which the delivery was given up.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 

@@ -61,13 +61,13 @@ pub enum SubscriptionStatus {
 /// A subscription's state.
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionState {
-    /// Owner.
+    /// Company that registered the subscription; `None` until registered.
     pub company_id: Option<CompanyId>,
-    /// Status.
+    /// Where it stands; `None` until registered, and `Deactivated` is final.
     pub status: SubscriptionStatus,
-    /// Target.
+    /// Endpoint deliveries go to: an http(s) URL of at most 2048 characters.
     pub url: String,
-    /// Filters.
+    /// 1 to 50 event type filters (`*`, `charge_session.*` or exact types).
     pub event_types: Vec<String>,
     /// Free text.
     pub description: Option<String>,
@@ -94,14 +94,14 @@ pub enum SubscriptionCommand {
         description: Option<String>,
         /// Active or not.
         active: Option<bool>,
-        /// Clock.
+        /// Platform clock, recorded on the events the update causes.
         at: DateTime<Utc>,
     },
     /// A new secret; the current one keeps signing until `previous_expires_at`.
     RotateSecret(WebhookSecretRotated),
-    /// DELETE.
+    /// Deactivate for good (the owner's DELETE); the history stays.
     Deactivate {
-        /// Clock.
+        /// Platform clock, recorded on the `webhook.deactivated` event.
         at: DateTime<Utc>,
     },
     /// The platform stops delivering.
@@ -114,7 +114,8 @@ pub enum SubscriptionCommand {
 pub struct WebhookRegistered {
     /// Subscription id.
     pub subscription_id: Uuid,
-    /// Owner.
+    /// Company that registered the subscription; only its events are delivered.
+    #[schemars(description = "Owner.")]
     pub company_id: CompanyId,
     /// Target (http or https).
     pub url: String,
@@ -126,7 +127,8 @@ pub struct WebhookRegistered {
     pub secret_id: Uuid,
     /// First 8 hex digits of the secret's SHA-256, to tell secrets apart.
     pub secret_fingerprint: String,
-    /// When.
+    /// Platform clock when the subscription was registered.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -134,13 +136,16 @@ pub struct WebhookRegistered {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookUpdated {
-    /// Target.
+    /// Endpoint URL after the change (http or https).
+    #[schemars(description = "Target.")]
     pub url: String,
-    /// Filters.
+    /// Event type filters after the change (`*`, `charge_session.*` or exact types).
+    #[schemars(description = "Filters.")]
     pub event_types: Vec<String>,
     /// Free text.
     pub description: Option<String>,
-    /// When.
+    /// Platform clock when the update was made.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -148,7 +153,8 @@ pub struct WebhookUpdated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookAt {
-    /// When.
+    /// Platform clock when the status changed.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -159,9 +165,11 @@ pub struct WebhookDisabled {
     /// `gone` (the endpoint answered 410), `sustained_failure` (a delivery
     /// exhausted its retries), or `paused` (its owner).
     pub reason: String,
-    /// Detail.
+    /// The reason in words, e.g. "the endpoint answered 410 Gone"; may be absent.
+    #[schemars(description = "Detail.")]
     pub detail: Option<String>,
-    /// When.
+    /// Platform clock when deliveries stopped.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 
@@ -177,7 +185,8 @@ pub struct WebhookSecretRotated {
     pub previous_secret_id: Uuid,
     /// End of the grace period.
     pub previous_expires_at: DateTime<Utc>,
-    /// When.
+    /// Platform clock when the secret was rotated; the grace period runs from then.
+    #[schemars(description = "When.")]
     pub at: DateTime<Utc>,
 }
 

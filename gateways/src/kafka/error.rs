@@ -23,7 +23,7 @@ pub enum RelayError {
         event: Box<EventRef>,
         /// Where it failed.
         stage: Stage,
-        /// Why.
+        /// The relay error underneath (Kafka, topic creation or the log).
         #[source]
         source: Box<RelayError>,
     },

@@ -103,16 +103,16 @@ pub enum Frame {
     Call {
         /// Message id.
         id: String,
-        /// Action.
+        /// OCPP action name (`BootNotification`, `MeterValues`, …), as the sender spelled it.
         action: String,
-        /// Payload.
+        /// The request's JSON payload (the frame's 4th element), as received.
         payload: Value,
     },
     /// A response.
     CallResult {
         /// Message id of the request.
         id: String,
-        /// Payload.
+        /// The answer's JSON payload (the frame's 3rd element), as received.
         payload: Value,
     },
     /// An error response.
@@ -121,9 +121,9 @@ pub enum Frame {
         id: String,
         /// Error code.
         code: String,
-        /// Description.
+        /// Error description, the 4th element (empty when it is not a string).
         description: String,
-        /// Details.
+        /// Error details, the 5th element: any JSON value, as received.
         details: Value,
     },
 }
@@ -179,7 +179,7 @@ pub struct FrameError {
     pub action: Option<String>,
     /// Error code to answer with.
     pub code: ErrorCode,
-    /// Why.
+    /// Why the frame was refused, in words; the CALLERROR's description carries it.
     pub description: String,
 }
 

@@ -238,7 +238,7 @@ pub(crate) struct Pending {
     pub by_code: BTreeMap<String, i64>,
     /// Refused for the rate.
     pub over_rate: i64,
-    /// Bytes.
+    /// Total raw size of the counted frames, in bytes.
     pub bytes: i64,
     /// First arrival.
     pub first_at: DateTime<Utc>,

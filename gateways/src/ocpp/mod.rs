@@ -87,7 +87,7 @@ impl OcppConfig {
 /// What the gateway needs to know of a registered charger.
 #[derive(Debug, Clone)]
 pub struct ChargerRecord {
-    /// Owner.
+    /// The company the charger is registered to; its events are scoped to it.
     pub company_id: Uuid,
     /// Argon2 hash of its basic-auth password, if it has one.
     pub password_hash: Option<String>,
@@ -161,7 +161,7 @@ impl Gateway {
         }
     }
 
-    /// Settings.
+    /// The settings the gateway was started with.
     pub fn config(&self) -> &OcppConfig {
         &self.inner.config
     }

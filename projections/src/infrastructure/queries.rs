@@ -30,15 +30,15 @@ pub struct LastTestView {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingView {
-    /// Id.
+    /// The mapping's id (its stream is `cpms_mapping-<id>`).
     pub id: Uuid,
-    /// Station.
+    /// The company's station id; a station has at most one live mapping.
     pub station_id: i64,
     /// `ocpp` (our OCPP gateway).
     pub adapter_type: String,
     /// CPMS-side charge point ids (`ocpp`: terminal ids).
     pub charge_point_ids: Vec<String>,
-    /// Created.
+    /// When the mapping was created (the time its `cpms_mapping.created` event carries).
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
@@ -114,9 +114,9 @@ pub async fn list_mappings(
 pub struct MappedChargePoint {
     /// The mapping.
     pub mapping_id: Uuid,
-    /// Station.
+    /// Station the mapping covers (the company's station id).
     pub station_id: i64,
-    /// Adapter.
+    /// Adapter type of the mapping (`ocpp`), as the read model stores it.
     pub adapter_type: String,
     /// Charge point.
     pub charge_point_id: String,
@@ -156,7 +156,7 @@ pub async fn mapped_charge_points(pool: &PgPool, company: Uuid) -> Result<Vec<Ma
 /// Test history of one adapter type's live mappings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdapterSummary {
-    /// Adapter.
+    /// Adapter type these figures are for (`ocpp`).
     pub adapter_type: String,
     /// Live mappings (one per station).
     pub stations: i64,
@@ -195,11 +195,11 @@ pub async fn adapter_summaries(pool: &PgPool, company: Uuid) -> Result<Vec<Adapt
 /// An adapter's settings as callers see them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdapterConfigView {
-    /// Adapter.
+    /// Adapter type the settings apply to (`ocpp`).
     pub adapter_type: String,
     /// Timeout, ms.
     pub timeout_ms: i64,
-    /// Retries.
+    /// Retries allowed after a request times out (0 to 10).
     pub retries: i64,
     /// Names of the credentials that have a value.
     pub credential_names: Vec<String>,

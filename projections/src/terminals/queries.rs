@@ -28,15 +28,15 @@ pub struct ConnectorView {
 pub struct TerminalView {
     /// Charge point identity (`EVSE-001`).
     pub id: String,
-    /// Station.
+    /// Station the terminal belongs to (the company's station id).
     pub station_id: i64,
-    /// Manufacturer.
+    /// Manufacturer name, as registered.
     pub vendor: String,
-    /// Model.
+    /// Model name, as registered.
     pub model: String,
     /// `1.6` or `2.0.1`.
     pub ocpp_version: String,
-    /// Connectors.
+    /// Registered connectors, each with the status the charger last reported.
     pub connectors: Vec<ConnectorView>,
     /// Whether an OCPP basic-auth password is set (the password is never shown).
     pub has_password: bool,
@@ -77,7 +77,7 @@ pub struct ListFilter {
 /// A page of results.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
-    /// Items.
+    /// The page's rows, at most the filter's limit.
     pub items: Vec<T>,
     /// Id after which the next page starts, if there is one.
     pub next_after: Option<String>,

@@ -174,11 +174,11 @@ impl Projector for WebhooksProjector {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionView {
-    /// Id.
+    /// The subscription's id (its stream is `webhook-<id>`).
     pub id: Uuid,
-    /// Target.
+    /// Endpoint URL the deliveries are POSTed to (http or https).
     pub url: String,
-    /// Filters.
+    /// Event type filters (`*`, `charge_session.*`, `payment_intent.captured`), 1 to 50.
     pub event_types: Vec<String>,
     /// Free text.
     pub description: Option<String>,
@@ -188,7 +188,7 @@ pub struct SubscriptionView {
     pub disabled_reason: Option<String>,
     /// When the previous secret stops signing (after a rotation).
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    /// Created.
+    /// When the subscription was registered (log time of its first event).
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
@@ -234,7 +234,7 @@ pub async fn subscriptions(
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
-    /// Delivery.
+    /// The delivery this attempt belongs to (one per event and subscription).
     pub delivery_id: Uuid,
     /// The `webhook-id` header (the same on every attempt of a delivery).
     pub message_id: String,
@@ -244,7 +244,7 @@ pub struct AttemptView {
     pub event_id: Option<Uuid>,
     /// 1 for the first.
     pub attempt: i32,
-    /// When.
+    /// When the attempt finished (the endpoint answered, or the request failed).
     pub at: DateTime<Utc>,
     /// `succeeded` or `failed`.
     pub outcome: String,

@@ -30,13 +30,13 @@ pub struct ChargerTariff {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartChargeDto {
-    /// Station.
+    /// The company's station id, a positive integer.
     #[schema(example = 10)]
     pub station_id: i64,
     /// Charger (EVSE-001); optional for ad-hoc charges.
     #[schema(example = "EVSE-001")]
     pub charge_point_id: Option<String>,
-    /// Connector.
+    /// OCPP connector id on the charger (0 or more); must be Available for an OCPP start.
     #[schema(example = 1)]
     pub connector_id: i64,
     /// PIX, CREDIT_CARD, WALLET, VIP, GOOGLE_PAY or APPLE_PAY.
@@ -58,7 +58,7 @@ pub struct StartChargeDto {
     pub network_token: Option<Value>,
     /// Wallet owner (WALLET).
     pub customer_id: Option<String>,
-    /// Tariff.
+    /// The tariff in reais (per kWh and per session), fixed for the session.
     pub charger: ChargerTariff,
 }
 
@@ -82,7 +82,7 @@ pub struct PaymentData {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StartChargeResponse {
-    /// true.
+    /// Always `true`; a declined payment answers 402 with a problem instead.
     pub success: bool,
     /// The session.
     pub session_id: Uuid,
@@ -102,17 +102,18 @@ pub struct StopChargeDto {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
-    /// Id.
+    /// The session's id, as the start returned it.
     pub session_id: Uuid,
     /// PREAUTHORIZING, AUTHORIZED, CHARGING, STOPPING, SETTLING, COMPLETED, CANCELED, FAILED.
     pub status: String,
     /// ocpp or adhoc.
     pub kind: String,
-    /// Station.
+    /// The company's station id the session runs at.
     pub station_id: i64,
-    /// Charger.
+    /// Charge point id: the terminal for OCPP, `adhoc-station-<stationId>` for an
+    /// ad-hoc session started without one.
     pub charge_point_id: String,
-    /// Connector.
+    /// OCPP connector id on the charger, as given at the start.
     pub connector_id: i64,
     /// Charger transaction.
     pub transaction_id: Option<String>,
@@ -142,7 +143,7 @@ pub struct SessionView {
     pub receipt_sent: bool,
     /// Refunds gave up (see the events).
     pub refund_dead_lettered: bool,
-    /// Started.
+    /// When the session was started, before its pre-authorization.
     pub started_at: DateTime<Utc>,
 }
 

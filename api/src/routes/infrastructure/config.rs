@@ -43,7 +43,7 @@ pub struct UpdateConfigRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdapterConfigView {
-    /// Adapter.
+    /// Adapter type these settings apply to (`ocpp`).
     pub adapter_type: String,
     /// Timeout of each request, ms.
     pub timeout_ms: i64,

@@ -68,7 +68,7 @@ pub struct ConnectorView {
     pub charge_point_id: String,
     /// EVSE (0 for OCPP 1.6).
     pub evse_id: i64,
-    /// Connector.
+    /// OCPP connector id, from 1 (connector 0, the whole charge point, is left out).
     pub connector_id: i64,
     /// Status as the charge point last reported it.
     #[schema(example = "Charging")]
@@ -118,9 +118,9 @@ pub struct ConnectorPage {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StationSummary {
-    /// Station.
+    /// Station id these counts are for (from the mapping).
     pub station_id: i64,
-    /// Connectors.
+    /// Connectors of the station that have reported a status, offline ones included.
     pub total: i64,
     /// Connectors whose charge point is not connected.
     pub offline: i64,
@@ -132,7 +132,7 @@ pub struct StationSummary {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorSummary {
-    /// Connectors.
+    /// Connectors of every mapped charge point that have reported a status.
     pub total: i64,
     /// Connectors whose charge point is not connected.
     pub offline: i64,
@@ -147,7 +147,7 @@ pub struct ConnectorSummary {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdapterHealth {
-    /// Adapter.
+    /// Adapter type this health is for (`ocpp`).
     pub adapter_type: String,
     /// `idle` (nothing mapped), `healthy` (nothing failing), `degraded` (some failing) or `down` (all failing).
     pub status: String,

@@ -20,7 +20,7 @@ use crate::{error::ApiError, routes::Stored};
 pub struct CustomerInput {
     /// Your customer id (required for WALLET: whose balance).
     pub customer_id: Option<String>,
-    /// Name.
+    /// The payer's name for Pagar.me's customer record (the e-mail stands in if absent).
     pub name: Option<String>,
     /// E-mail (receipts).
     pub email: Option<String>,
@@ -68,7 +68,7 @@ pub struct AmountRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopUpRequest {
-    /// Cents.
+    /// Cents to add to the wallet once collected (5000 = R$ 50.00).
     pub amount: i64,
     /// CREDIT_CARD or PIX.
     #[schema(value_type = String, example = "PIX")]
@@ -85,7 +85,7 @@ pub struct PixView {
     pub qr_code: String,
     /// QR image URL.
     pub qr_code_url: Option<String>,
-    /// Deadline.
+    /// When the PIX code stops being payable (set by the gateway).
     pub expires_at: DateTime<Utc>,
 }
 
@@ -105,11 +105,11 @@ pub struct LastError {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntentView {
-    /// Id.
+    /// The intent's id; also the `code` of its Pagar.me order.
     pub id: Uuid,
     /// requires_authorization, processing, requires_capture, succeeded, canceled, failed, expired.
     pub status: String,
-    /// Cents.
+    /// Amount asked at creation, in integer cents (5000 = R$ 50.00).
     pub amount: i64,
     /// Cents that can still be captured.
     pub amount_capturable: i64,
@@ -119,14 +119,14 @@ pub struct IntentView {
     pub amount_released: i64,
     /// Cents refunded.
     pub amount_refunded: i64,
-    /// BRL.
+    /// Always `BRL`: every amount is in centavos of the Brazilian real.
     pub currency: String,
-    /// Method.
+    /// CREDIT_CARD, GOOGLE_PAY, APPLE_PAY, PIX, WALLET or VIP.
     pub method: String,
     /// The payer.
     #[schema(value_type = Object)]
     pub customer: Value,
-    /// Description.
+    /// Free text given at creation, if any.
     pub description: Option<String>,
     /// Gateway order.
     pub order_id: Option<String>,
@@ -134,13 +134,13 @@ pub struct IntentView {
     pub charge_id: Option<String>,
     /// PIX code while it waits for payment.
     pub pix: Option<PixView>,
-    /// VIP.
+    /// Sponsored (VIP): no gateway charge, the operator pays.
     pub sponsored: bool,
     /// Last failure.
     pub last_error: Option<LastError>,
     /// Wallet topped up by this intent.
     pub top_up_wallet: Option<String>,
-    /// Created.
+    /// When the intent was created (from its `payment_intent.created` event).
     pub created_at: Option<DateTime<Utc>>,
 }
 
@@ -238,13 +238,13 @@ pub struct HistoryEvent {
     pub event_type: String,
     /// Schema version.
     pub schema_version: i32,
-    /// Payload.
+    /// The event's `data` exactly as the log stores it, shaped by its type and version.
     #[schema(value_type = Object)]
     pub data: Value,
     /// Who and why.
     #[schema(value_type = Object)]
     pub metadata: Value,
-    /// When.
+    /// When the event was appended to the log (microsecond precision).
     pub recorded_at: DateTime<Utc>,
     /// Hex SHA-256 chained to the previous event.
     pub hash: String,
@@ -268,7 +268,7 @@ pub fn history_event(e: commands::RecordedEvent) -> HistoryEvent {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletView {
-    /// Customer.
+    /// Your customer id that owns the wallet.
     pub customer_id: String,
     /// Cents, held money included.
     pub balance: i64,

@@ -35,14 +35,14 @@ pub struct RegisterTerminalRequest {
     /// Station the terminal belongs to.
     #[schema(example = 10)]
     pub station_id: i64,
-    /// Manufacturer.
+    /// Manufacturer name, 1 to 50 characters.
     pub vendor: String,
-    /// Model.
+    /// Model name, 1 to 50 characters.
     pub model: String,
     /// `1.6` or `2.0.1`.
     #[schema(value_type = String, example = "1.6")]
     pub ocpp_version: OcppVersion,
-    /// Connectors.
+    /// The charger's connectors: 1 to 32, each id listed once.
     pub connectors: Vec<ConnectorRequest>,
     /// OCPP basic-auth password (16 to 40 characters), stored as an Argon2id hash.
     /// Required unless `securityProfile` is 0.
@@ -77,15 +77,15 @@ pub struct HealthEventRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthEventResponse {
-    /// Terminal.
+    /// Id of the terminal the report is about (from the path).
     pub terminal_id: String,
-    /// Kind.
+    /// `heartbeat`, `fault` or `recovery`, as sent.
     pub kind: String,
-    /// Severity.
+    /// Severity recorded: as sent, else `error` for a fault and `info` otherwise.
     pub severity: String,
-    /// Code.
+    /// Vendor or OCPP error code, as sent.
     pub code: Option<String>,
-    /// Message.
+    /// Free-text message, as sent.
     pub message: Option<String>,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,

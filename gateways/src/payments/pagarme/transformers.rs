@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 /// An order (`or_…`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Order {
-    /// Id.
+    /// Pagar.me's order id (`or_…`).
     pub id: String,
     /// Our code (the intent id).
     #[serde(default)]
@@ -22,9 +22,9 @@ pub struct Order {
 /// A charge (`ch_…`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Charge {
-    /// Id.
+    /// Pagar.me's charge id (`ch_…`), used to capture, cancel and fetch it.
     pub id: String,
-    /// Cents.
+    /// Amount of the charge in cents, as Pagar.me reports it (0 when absent).
     #[serde(default)]
     pub amount: i64,
     /// Cents collected.
@@ -49,7 +49,7 @@ pub struct Charge {
 /// A reference to an order.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderRef {
-    /// Id.
+    /// Id of the charge's order (`or_…`).
     pub id: String,
 }
 
@@ -82,7 +82,7 @@ pub struct Transaction {
 /// A list of orders (`GET /orders?code=`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderList {
-    /// Orders.
+    /// Orders whose `code` matched (our intent id); empty when none did.
     #[serde(default)]
     pub data: Vec<Order>,
 }
