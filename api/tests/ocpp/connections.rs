@@ -78,10 +78,10 @@ async fn a_second_connection_replaces_the_first_cleanly(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(kinds[..3], ["charger.connected", "charger.disconnected", "charger.connected"]);
-    // The replaced connection's own disconnection is refused (the log no
-    // longer holds it open): it leaves no command behind that wrote nothing.
-    // (Read once the second connection's disconnection, a second later than
-    // the refused one, is recorded.)
+    // No charger command of either connection is left in `command_log`
+    // without the events it wrote (read once the second connection's
+    // disconnection is recorded). The stale-connection case, a command that
+    // decides nothing, is `a_command_that_decides_nothing_leaves_no_command_behind`.
     for _ in 0..200 {
         let q = "SELECT count(*) FROM events WHERE stream_id = 'charger-EVSE-TWICE' AND event_type = 'charger.disconnected'";
         if scalar(&s, q).await >= 2 {

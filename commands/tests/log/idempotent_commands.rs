@@ -129,3 +129,39 @@ async fn a_fixed_version_stream_is_not_re_read_when_another_stream_conflicts(poo
     let versions: Vec<i64> = store.read_stream("cmd-1").await.unwrap().iter().map(|e| e.stream_version).collect();
     assert_eq!(versions, vec![1, 2], "sent once");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_command_that_decides_nothing_leaves_no_command_behind(pool: PgPool) {
+    use chargeledger_commands::decision::{self, Stream};
+    let store = EventStore::new(pool);
+    let company = Uuid::new_v4();
+    store.append(&[write("frames-2", ExpectedVersion::NoStream, vec![new_event(1)])], None).await.unwrap();
+    // A charger's command (optimistic: its id is fresh) that decides nothing,
+    // as a stale connection's disconnection does: nothing is recorded.
+    let ran = decision::run_optimistic_as::<_, CommandError>(
+        &store,
+        &ctx(company, Some("ocpp-noop"), "noop"),
+        "ocpp.disconnect",
+        vec![Stream::tip("frames-2", 1, None)],
+        |_| Ok(()),
+        |_| serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    assert!(ran.events().is_empty());
+    assert!(store.find_command(company, "ocpp-noop").await.unwrap().is_none());
+    // The same with a caller-given (repeatable, looked-up) id is recorded: a
+    // repeat must get this answer, not another decision.
+    decision::run(
+        &store,
+        &ctx(company, Some("rest-noop"), "noop"),
+        "terminal.noop",
+        vec![Stream::tip("frames-2", 1, None)],
+        |_| Ok(()),
+        |_| serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    assert!(store.find_command(company, "rest-noop").await.unwrap().is_some());
+    assert_eq!(read_everything(&store).await.len(), 1);
+}
