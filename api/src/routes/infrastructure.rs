@@ -15,7 +15,6 @@ mod mappings;
 mod status;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use chrono::{DateTime, SubsecRound, Utc};
 use commands::{
     infrastructure::{adapter::CpmsAdapter, credentials::CredentialCipher},
     CommandContext,
@@ -64,11 +63,6 @@ fn context(caller: &Caller, key: Option<String>, fingerprint: Vec<u8>) -> Comman
         causation_id: None,
         actor: caller.actor.clone(),
     }
-}
-
-/// The clock, at the precision Postgres keeps.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// The adapter type in a path: unknown types do not exist (404).

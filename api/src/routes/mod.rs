@@ -17,6 +17,13 @@ use sqlx::Row;
 
 use crate::{auth::Caller, error::ApiError, state::AppState};
 
+/// The platform's clock (`Config::clock`, which tests move), at the precision
+/// Postgres keeps, so responses and read models agree.
+pub(crate) fn now(state: &AppState) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    state.config.clock.now().trunc_subsecs(6)
+}
+
 /// A command's HTTP answer, as stored for idempotent replay.
 #[derive(Debug)]
 pub struct Stored {

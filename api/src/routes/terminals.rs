@@ -12,7 +12,6 @@ use axum::{
     Json,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use chrono::{DateTime, SubsecRound, Utc};
 use commands::{terminals::hash_password, CommandContext, Executed};
 pub use credentials::{__path_set_charger_password, set_charger_password, ChargerPasswordRequest};
 use domain::{
@@ -112,7 +111,7 @@ pub async fn register(
                 .collect(),
             password_hash,
             security_profile: body.security_profile,
-            now: now(),
+            now: super::now(&state),
         });
         let executed =
             commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
@@ -193,7 +192,7 @@ pub async fn report_health(
     let JsonCommand { body, idempotency_key, fingerprint } = cmd;
     let key = idempotency_key.clone();
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint.clone(), async {
-        let now = now();
+        let now = super::now(&state);
         let severity =
             body.severity.unwrap_or(if body.kind == HealthKind::Fault { Severity::Error } else { Severity::Info });
         let occurred_at = body.timestamp.unwrap_or(now);
@@ -251,7 +250,7 @@ pub async fn update_status(
             company_id: domain::CompanyId(caller.company_id),
             status,
             reason: body.reason,
-            now: now(),
+            now: super::now(&state),
         });
         let executed =
             commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
@@ -268,9 +267,4 @@ pub async fn update_status(
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<TerminalStats>, ApiError> {
     let statuses: Vec<&str> = TerminalStatus::ALL.iter().map(|s| s.as_str()).collect();
     Ok(Json(rm::stats(&state.pool, caller.company_id, state.config.terminal_online, &statuses).await?))
-}
-
-/// The clock, at the precision Postgres keeps (so responses and read models agree).
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }

@@ -201,3 +201,22 @@ async fn invalid_input_gets_problem_json_and_changes_nothing(pool: PgPool) {
         sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.running.state.pool).await.unwrap();
     assert_eq!(count, 0, "rejected requests append nothing");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn routes_read_the_platforms_clock(pool: PgPool) {
+    // The platform's clock runs a day ahead: a route's `now` is that clock's,
+    // not the system's, so a health event an hour "in the future" by the
+    // system clock (beyond the 5 minutes of skew allowed) is in the past.
+    let config = test_config(&pool);
+    config.clock.advance(std::time::Duration::from_secs(86_400));
+    let app = TestApp::start_with(config, pool).await;
+    let token = app.token(Uuid::new_v4(), Role::Operator);
+    let (status, created) =
+        json_of(app.post("/v1/terminals", &token, &terminal("EVSE-CLOCK", 1)).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{created}");
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let event = json!({"kind": "fault", "code": "X1", "message": "hot", "timestamp": at});
+    let (status, body) =
+        json_of(app.post("/v1/terminals/EVSE-CLOCK/health-events", &token, &event).send().await.unwrap()).await;
+    assert_eq!(status, 201, "an hour ahead of the system clock is a day behind the platform's: {body}");
+}

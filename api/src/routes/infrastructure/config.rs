@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{adapter_in_path, cipher, context, now, TAG};
+use super::{adapter_in_path, cipher, context, TAG};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -127,7 +127,7 @@ pub async fn update_config(
             timeout_ms: body.timeout_ms,
             retries: body.retries,
             credentials: body.credentials.unwrap_or_default(),
-            now: now(),
+            now: crate::routes::now(&state),
         };
         let executed = cmd::configure(&state.store, &cipher(&state)?, &ctx, change).await.map_err(|e| match e {
             ConfigureError::Command(e) => ApiError::from(e),

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::{
     adapter_of, cipher, context,
     mappings::{caught_up, mapping_id},
-    now, BodylessCommand, TAG,
+    BodylessCommand, TAG,
 };
 use crate::{
     auth::Caller,
@@ -142,7 +142,7 @@ pub async fn test_mapping(
             retries: u32::try_from(settings.retries).unwrap_or(0),
             credentials,
         };
-        let started_at = now();
+        let started_at = crate::routes::now(&state);
         let results = adapter.test(&target, &test_settings).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
         let test = RecordTest {
             company_id: company,
@@ -151,7 +151,7 @@ pub async fn test_mapping(
             retries: settings.retries,
             results,
             started_at,
-            now: now(),
+            now: crate::routes::now(&state),
         };
         let executed = cmd::record_test(&state.store, &ctx, id, test.clone()).await?;
         // The verdict as recorded (a repeat of the command recorded nothing now: judge the same way).

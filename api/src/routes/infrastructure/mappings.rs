@@ -21,7 +21,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{adapter_of, context, now, BodylessCommand, TAG};
+use super::{adapter_of, context, BodylessCommand, TAG};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -191,7 +191,7 @@ pub async fn create_mapping(
             adapter_type,
             charge_point_ids: body.charge_point_ids,
             foreign_charge_points,
-            now: now(),
+            now: crate::routes::now(&state),
         });
         let executed = cmd::change_mapping(&state.store, &ctx, id, command).await?;
         // A replay answers with the id of the mapping it created.
@@ -252,7 +252,7 @@ pub async fn update_mapping(
             adapter_type,
             charge_point_ids: body.charge_point_ids,
             foreign_charge_points,
-            now: now(),
+            now: crate::routes::now(&state),
         });
         let executed = cmd::change_mapping(&state.store, &ctx, id, command).await?;
         answer(&state, &caller, id, StatusCode::OK, executed).await
@@ -277,7 +277,10 @@ pub async fn delete_mapping(
     let BodylessCommand { idempotency_key, fingerprint } = command;
     let ctx = context(&caller, idempotency_key.clone(), fingerprint.clone());
     idempotent(&state, &caller, idempotency_key.as_deref(), &fingerprint, async {
-        let command = MappingCommand::Delete(DeleteMapping { company_id: CompanyId(caller.company_id), now: now() });
+        let command = MappingCommand::Delete(DeleteMapping {
+            company_id: CompanyId(caller.company_id),
+            now: crate::routes::now(&state),
+        });
         let executed = cmd::change_mapping(&state.store, &ctx, id, command).await?;
         // Best effort: the answer does not depend on the read model.
         caught_up(&state, id, &executed).await?;

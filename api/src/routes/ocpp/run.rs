@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use chrono::{SubsecRound, Utc};
 use commands::{
     ocpp_commands::{self, CommandStatus},
     Metadata,
@@ -90,7 +89,7 @@ pub(super) async fn run_command(
         payload,
         deliver_on_reconnect,
         timeout_ms,
-        requested_at: Utc::now().trunc_subsecs(6),
+        requested_at: crate::routes::now(state),
     };
     let metadata = Metadata {
         company_id: Some(caller.company_id),

@@ -2,7 +2,6 @@
 //! [`gateways::payments::pagarme::webhook`], hand it to the payment service, answer.
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, Json};
-use chrono::{SubsecRound, Utc};
 use commands::payments::Actor;
 use gateways::payments::pagarme::webhook::{self, WebhookError, WebhookVerifier};
 use secrecy::ExposeSecret;
@@ -44,6 +43,6 @@ pub async fn pagarme_webhook(
         return unmatched();
     };
     let actor = Actor { company, actor: "gateway:pagarme".into(), correlation: Uuid::now_v7() };
-    let intent = state.payments.webhook(&actor, id, hook.into_received(Utc::now().trunc_subsecs(6))).await?;
+    let intent = state.payments.webhook(&actor, id, hook.into_received(crate::routes::now(&state))).await?;
     Ok(Json(json!({"received": true, "matched": true, "paymentIntent": id, "status": intent.status().as_str()})))
 }

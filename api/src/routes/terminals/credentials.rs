@@ -16,7 +16,7 @@ use domain::terminal::{SetChargerCredentials, TerminalCommand};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{answer, context, now, read_after, terminal_id};
+use super::{answer, context, read_after, terminal_id};
 use crate::{auth::Caller, error::ApiError, extract::JsonCommand, routes::idempotent, state::AppState};
 
 /// Sets or rotates a charger's OCPP credentials.
@@ -62,7 +62,7 @@ pub async fn set_charger_password(
             company_id: domain::CompanyId(caller.company_id),
             password_hash,
             security_profile: body.security_profile,
-            now: now(),
+            now: crate::routes::now(&state),
         });
         let executed =
             commands::terminals::handle(&state.store, &context(&caller, key, fingerprint), &id, command).await?;
