@@ -1,10 +1,18 @@
 //! The OpenAPI 3.1 document, generated from the handlers.
 
 use utoipa::{
-    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        path::{Operation, ParameterIn},
+        schema::{ObjectBuilder, Type},
+        security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
     Modify, OpenApi,
 };
 
+mod problems;
+
+use self::problems::ProblemResponses;
+pub use self::problems::PROBLEM_JSON;
 use crate::routes::{charge, health, ocpp, payments, terminals};
 
 struct Security;
@@ -17,6 +25,42 @@ impl Modify for Security {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
         components.add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    }
+}
+
+/// Every operation of the document, mutably.
+fn operations(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
+            .into_iter()
+            .filter_map(Option::as_mut)
+    })
+}
+
+/// The `Idempotency-Key` header as the server checks it
+/// (`extract::idempotency_key`): optional, but when sent 1 to 255 visible
+/// ASCII characters (a string, never null).
+struct IdempotencyKeys;
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations(openapi) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name == "Idempotency-Key" && parameter.parameter_in == ParameterIn::Header {
+                    let schema = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some("^[!-~]+$"));
+                    parameter.schema = Some(schema.into());
+                    parameter.description = Some(
+                        "Makes retries safe: while the key is retained, the same key and body replay \
+                         the first answer; another body with the same key is 422, one still running is 409."
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -39,7 +83,7 @@ impl Modify for Security {
         crate::routes::webhooks::test, crate::routes::webhooks::rotate_secret,
     ),
     nest((path = "/v1/charging-infrastructure", api = crate::routes::infrastructure::InfrastructureApi)),
-    modifiers(&Security),
+    modifiers(&Security, &IdempotencyKeys, &ProblemResponses),
     tags((name = "Terminals", description = "Terminal registration, health, and status"),
          (name = "Charger commands", description = "OCPP commands to chargers (remote start/stop, smart charging, …) and their live state"),
          (name = "Payments", description = "Payment intent lifecycle (create → authorize → capture/void), wallets, Pagar.me webhooks"),

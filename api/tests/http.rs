@@ -182,6 +182,71 @@ fn the_committed_openapi_document_matches_the_code() {
     }
 }
 
+/// What a client generated from the document relies on (issue 13): errors are
+/// problem+json, every operation lists the errors the shared layers send,
+/// parameters are where the server reads them, operation ids are unique.
+#[test]
+fn the_document_describes_every_error_and_parameter_as_the_server_sends_them() {
+    let doc: Value = serde_json::from_str(&openapi::json()).unwrap();
+    let resolve = |r: &Value| -> Value {
+        match r["$ref"].as_str() {
+            Some(at) => doc.pointer(&at.replacen('#', "", 1)).cloned().unwrap_or(Value::Null),
+            None => r.clone(),
+        }
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()), "{at}: operationId repeats");
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                let resolved = resolve(response);
+                let content: Vec<&String> =
+                    resolved["content"].as_object().map(|c| c.keys().collect()).unwrap_or_default();
+                // The one error with its own body: the detailed health report.
+                let own_body = (path.as_str(), status.as_str()) == ("/health/detailed", "503");
+                if status.as_str() >= "400" && !own_body && content != ["application/problem+json"] {
+                    problems.push(format!("{at} {status}: {content:?}"));
+                }
+            }
+            let has = |s: &str| responses.contains_key(s);
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let query = params.iter().any(|p| p["in"] == "query");
+            let key = params.iter().any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
+            if op["requestBody"].is_object() && !(has("400") && has("413") && has("422")) {
+                problems.push(format!("{at}: a body without 400/413/422"));
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) && !(has("401") && has("403") && has("429")) {
+                problems.push(format!("{at}: secured without 401/403/429"));
+            }
+            if (query || key) && !has("422") || key && !has("409") || path.contains('{') && !has("404") {
+                problems.push(format!("{at}: a query, key or path id without its 422/409/404"));
+            }
+            for p in &params {
+                let name = p["name"].as_str().unwrap();
+                if p["in"] == "path" && !path.contains(&format!("{{{name}}}")) {
+                    problems.push(format!("{at}: path parameter {name} is not in the path"));
+                }
+                if p["schema"]["type"].as_array().is_some_and(|t| t.iter().any(|t| t == "null")) {
+                    problems.push(format!("{at}: parameter {name} may be null"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let limit = doc["paths"]["/v1/terminals"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (limit["in"].as_str(), limit["schema"]["minimum"].as_i64(), limit["schema"]["maximum"].as_i64()),
+        (Some("query"), Some(1), Some(200))
+    );
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_served_openapi_document_is_the_committed_one(pool: PgPool) {
     let app = TestApp::start(pool).await;

@@ -83,7 +83,8 @@ pub async fn stop(
 }
 
 /// A charge session (state, energy, running cost, payment).
-#[utoipa::path(get, path = "/v1/charge-sessions/{id}", tag = "Charge orchestration", params(("id" = Uuid, Path, description = "Session")),
+#[utoipa::path(
+    operation_id = "getChargeSession",get, path = "/v1/charge-sessions/{id}", tag = "Charge orchestration", params(("id" = Uuid, Path, description = "Session")),
     responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)), security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -96,7 +97,8 @@ pub async fn get(
 
 /// The chain from the first charger frame to the capture: the session's events,
 /// its payment's, and the charger events of its transaction with the frames that caused them.
-#[utoipa::path(get, path = "/v1/charge-sessions/{id}/events", tag = "Charge orchestration", params(("id" = Uuid, Path, description = "Session")),
+#[utoipa::path(
+    operation_id = "chargeSessionEvents",get, path = "/v1/charge-sessions/{id}/events", tag = "Charge orchestration", params(("id" = Uuid, Path, description = "Session")),
     responses((status = 200, body = Vec<crate::routes::payments::HistoryEvent>), (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn events(
@@ -131,7 +133,8 @@ pub async fn events(
 }
 
 /// Queue a refund of a completed session (retried with backoff; dead-lettered after the last attempt).
-#[utoipa::path(post, path = "/v1/charge-sessions/{id}/refunds", tag = "Charge orchestration", request_body = RefundDto,
+#[utoipa::path(
+    operation_id = "refundChargeSession",post, path = "/v1/charge-sessions/{id}/refunds", tag = "Charge orchestration", request_body = RefundDto,
     params(("id" = Uuid, Path, description = "Session"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 202, body = SessionView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]

@@ -205,7 +205,8 @@ pub async fn get_command(
 }
 
 /// Connector statuses as the charger last reported them.
-#[utoipa::path(get, path = "/v1/terminals/{id}/connectors", tag = "Charger commands",
+#[utoipa::path(
+    operation_id = "terminalConnectors",get, path = "/v1/terminals/{id}/connectors", tag = "Charger commands",
     params(("id" = String, Path, description = "Terminal id")),
     responses((status = 200, body = Vec<ConnectorStatusView>), (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]

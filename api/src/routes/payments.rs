@@ -96,7 +96,8 @@ pub async fn create(
 }
 
 /// Get payment intent by ID.
-#[utoipa::path(get, path = "/v1/payment-intents/{id}", tag = "Payments", params(("id" = Uuid, Path, description = "Intent id")),
+#[utoipa::path(
+    operation_id = "getPaymentIntent",get, path = "/v1/payment-intents/{id}", tag = "Payments", params(("id" = Uuid, Path, description = "Intent id")),
     responses((status = 200, body = IntentView), (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get(
@@ -183,7 +184,8 @@ operation!(
 );
 
 /// List payment intents (filters: status, customer; cursor pagination).
-#[utoipa::path(get, path = "/v1/payment-intents", tag = "Payments", params(ListParams),
+#[utoipa::path(
+    operation_id = "listPaymentIntents",get, path = "/v1/payment-intents", tag = "Payments", params(ListParams),
     responses((status = 200, body = IntentPage), (status = 422, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
@@ -208,7 +210,8 @@ pub async fn list(
 }
 
 /// The full history of a payment intent, for auditors.
-#[utoipa::path(get, path = "/v1/payment-intents/{id}/events", tag = "Payments", params(("id" = Uuid, Path, description = "Intent id")),
+#[utoipa::path(
+    operation_id = "paymentIntentEvents",get, path = "/v1/payment-intents/{id}/events", tag = "Payments", params(("id" = Uuid, Path, description = "Intent id")),
     responses((status = 200, body = Vec<HistoryEvent>), (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn events(

@@ -75,7 +75,8 @@ async fn read_after(
 }
 
 /// Register a new EV charging terminal.
-#[utoipa::path(post, path = "/v1/terminals", tag = "Terminals", request_body = RegisterTerminalRequest,
+#[utoipa::path(
+    operation_id = "registerTerminal",post, path = "/v1/terminals", tag = "Terminals", request_body = RegisterTerminalRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses(
         (status = 201, body = TerminalView, description = "Registered"),
@@ -122,7 +123,8 @@ pub async fn register(
 }
 
 /// List terminals (filters: status, station; cursor pagination).
-#[utoipa::path(get, path = "/v1/terminals", tag = "Terminals", params(ListParams),
+#[utoipa::path(
+    operation_id = "listTerminals",get, path = "/v1/terminals", tag = "Terminals", params(ListParams),
     responses((status = 200, body = TerminalPage), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
@@ -160,7 +162,8 @@ pub async fn list(
 }
 
 /// Get a terminal by id.
-#[utoipa::path(get, path = "/v1/terminals/{id}", tag = "Terminals", params(("id" = String, Path, description = "Terminal id")),
+#[utoipa::path(
+    operation_id = "getTerminal",get, path = "/v1/terminals/{id}", tag = "Terminals", params(("id" = String, Path, description = "Terminal id")),
     responses((status = 200, body = TerminalView), (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get(

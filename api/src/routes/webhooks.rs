@@ -96,11 +96,13 @@ pub struct TestDelivery {
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// `active`, `disabled` or `deactivated`.
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -108,9 +110,11 @@ pub struct ListParams {
 
 /// Page filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -211,7 +215,8 @@ async fn view_after(state: &AppState, company: Uuid, id: Uuid, position: i64) ->
 }
 
 /// Register a webhook subscription.
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = "Webhooks", request_body = RegisterWebhookDto,
+#[utoipa::path(
+    operation_id = "registerWebhook",post, path = "/api/v1/webhooks", tag = "Webhooks", request_body = RegisterWebhookDto,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = WebhookWithSecret), (status = 422, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
@@ -237,7 +242,8 @@ pub async fn register(
 }
 
 /// List webhook subscriptions.
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "Webhooks", params(ListParams),
+#[utoipa::path(
+    operation_id = "listWebhooks",get, path = "/api/v1/webhooks", tag = "Webhooks", params(ListParams),
     responses((status = 200, body = WebhookPage), (status = 422, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
@@ -259,7 +265,8 @@ pub async fn list(
 }
 
 /// Get subscription details.
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "Webhooks", params(("id" = Uuid, Path, description = "Subscription")),
+#[utoipa::path(
+    operation_id = "getWebhook",get, path = "/api/v1/webhooks/{id}", tag = "Webhooks", params(("id" = Uuid, Path, description = "Subscription")),
     responses((status = 200, body = SubscriptionView), (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get(

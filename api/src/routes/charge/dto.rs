@@ -177,6 +177,7 @@ pub struct CompleteDto {
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Only this status.
@@ -184,6 +185,7 @@ pub struct ListParams {
     /// Only this station.
     pub station_id: Option<i64>,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,

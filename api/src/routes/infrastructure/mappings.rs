@@ -59,6 +59,7 @@ pub struct UpdateMappingRequest {
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MappingListParams {
     /// Only this station's mapping.
@@ -66,6 +67,7 @@ pub struct MappingListParams {
     /// Only this adapter type.
     pub adapter_type: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,

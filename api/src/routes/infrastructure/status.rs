@@ -34,6 +34,7 @@ const STATUSES: &[&str] = &[
 
 /// Connector filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectorParams {
     /// Only this station.
@@ -41,6 +42,7 @@ pub struct ConnectorParams {
     /// Only this status (OCPP 1.6 or 2.0.1 name: Available, Charging, Faulted, Occupied, …).
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -48,6 +50,7 @@ pub struct ConnectorParams {
 
 /// Summary filter.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SummaryParams {
     /// Only this station.
@@ -208,7 +211,8 @@ async fn gather(state: &AppState, query: &ConnectorQuery) -> Result<Vec<Connecto
 }
 
 /// List connector statuses of mapped charge points (filters: station, status; cursor pagination).
-#[utoipa::path(get, path = "/connectors", tag = TAG, params(ConnectorParams),
+#[utoipa::path(
+    operation_id = "listConnectors",get, path = "/connectors", tag = TAG, params(ConnectorParams),
     responses((status = 200, body = ConnectorPage), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn connectors(

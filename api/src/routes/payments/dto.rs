@@ -203,6 +203,7 @@ pub(super) fn answer(id: Uuid, state: &IntentState, created: bool) -> Result<Sto
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Only this status.
@@ -210,6 +211,7 @@ pub struct ListParams {
     /// Only this customer.
     pub customer_id: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,

@@ -108,6 +108,7 @@ pub struct StatusRequest {
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Only terminals in this status.
@@ -115,6 +116,7 @@ pub struct ListParams {
     /// Only terminals of this station.
     pub station_id: Option<i64>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
