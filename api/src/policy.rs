@@ -69,6 +69,9 @@ pub fn permission(method: &Method, route: &str) -> Permission {
         | "/metrics"
         | "/openapi.json"
         | "/docs"
+        | "/docs/swagger-ui-bundle.js"
+        | "/docs/swagger-ui.css"
+        | "/docs/init.js"
         | "/v1/gateways/pagarme/webhooks" => Public,
         "/v1/terminals"
         | "/v1/terminals/{id}"

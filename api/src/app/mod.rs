@@ -2,6 +2,7 @@
 //! any of them on port 0.
 
 mod build;
+mod docs;
 mod roles;
 mod router;
 mod running;

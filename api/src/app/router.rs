@@ -3,7 +3,6 @@
 use anyhow::Context;
 use axum::{
     middleware,
-    response::Html,
     routing::{get, post, put},
     Router,
 };
@@ -83,12 +82,11 @@ pub fn router(state: AppState) -> Router {
     // With CHARGELEDGER_METRICS_ADDR they are served there only (see metrics_router).
     let router = if separate_metrics { router } else { with_metrics(router) };
     let guard = crate::limits::Guard { state: state.clone(), limiter: Default::default() };
-    router
+    super::docs::routes(router)
         .route(
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::json()) }),
         )
-        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
         // Authorization of every route above (policy.rs); keep routes above this line.
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::policy::authorize))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
@@ -109,11 +107,6 @@ pub fn metrics_router(state: AppState) -> Router {
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }
-
-const DOCS_PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>chargeledger API</title></head>
-<body><script id="api-reference" data-url="/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-<noscript>The machine-readable description is at <a href="/openapi.json">/openapi.json</a>.</noscript></body></html>"#;
 
 /// A bound HTTP server, ready to run.
 #[derive(Debug)]
