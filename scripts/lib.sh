@@ -74,11 +74,15 @@ ensure_postgres() {
   fi
 }
 
-# A Python venv (.venv): the PyPI `ocpp` package (the tests' charge points) and
-# aiosmtpd (the tests' SMTP sink) and standardwebhooks (verifies our webhook signatures).
+# A Python venv (.venv) from scripts/test-requirements.txt (every package pinned):
+# the PyPI `ocpp` package (the tests' charge points), aiosmtpd (the tests' SMTP
+# sink), standardwebhooks (verifies our webhook signatures), openapi-python-client
+# (the generated-client test) and schemathesis (the contract run).
 ensure_test_venv() {
   local venv=".venv"
-  local want="ocpp==2.1.0 websockets==17.4 aiosmtpd==1.4.6 standardwebhooks==1.1.0"
+  local requirements="scripts/test-requirements.txt"
+  local want
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
   if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements" 2>/dev/null)" = "$want" ]; then
     export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
     return 0
@@ -87,11 +91,10 @@ ensure_test_venv() {
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     apt_install python3-venv
   fi
-  log "creating $venv with $want"
+  log "creating $venv from $requirements"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $want
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" > "$venv/.requirements"
   export CHARGELEDGER_TEST_PYTHON="$PWD/$venv/bin/python"
 }

@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use support::*;
 use uuid::Uuid;
 
+#[path = "http/client.rs"]
+mod client;
 #[path = "http/terminals.rs"]
 mod terminals;
 #[path = "http/writes.rs"]
