@@ -193,14 +193,18 @@ pub async fn charging_profile(
 pub async fn get_command(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, command_id)): Path<(String, Uuid)>,
+    Path((id, command_id)): Path<(String, String)>,
 ) -> Result<Json<CommandResult>, ApiError> {
+    // Not a command id is not found, like an unknown one (axum's own
+    // rejection would be a text/plain 400).
+    let not_found = || ApiError::NotFound("command not found".into());
+    let command_id = Uuid::parse_str(&command_id).map_err(|_| not_found())?;
     let view = ocpp_commands::view(&state.store, command_id).await.map_err(ApiError::internal)?;
     match view {
         Some(v) if v.company_id == Some(caller.company_id) && v.request.charge_point_id == id => {
             Ok(Json(result(command_id, &v.request.action, &v.status)))
         }
-        _ => Err(ApiError::NotFound("command not found".into())),
+        _ => Err(not_found()),
     }
 }
 

@@ -147,6 +147,10 @@ async fn offline_commands_are_refused_or_delivered_once_on_reconnect(pool: PgPoo
         json_of(s.app.get(&format!("/v1/terminals/EVSE-OFF/commands/{command}"), &other).send().await.unwrap()).await.0,
         404
     );
+    // Not a command id: a 404 problem too (axum's rejection was a text/plain 400).
+    let response = s.app.get("/v1/terminals/EVSE-OFF/commands/null,null", &s.token).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(response.status(), 404);
     let _ = s.company;
 }
 
