@@ -9,6 +9,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
+pub(crate) mod enums;
 mod problems;
 
 use self::problems::ProblemResponses;

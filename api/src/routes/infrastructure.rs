@@ -12,7 +12,7 @@ mod adapters;
 mod config;
 mod connectivity;
 mod mappings;
-mod status;
+pub(crate) mod status;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use commands::{

@@ -279,6 +279,23 @@ pub mod page {
 
     use crate::error::ApiError;
 
+    /// Refuses (422) a filter `value` that is none of `names`: an unknown
+    /// status is a mistake, not a filter that matches nothing.
+    pub fn one_of<'a>(
+        field: &str,
+        value: Option<&str>,
+        names: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), ApiError> {
+        match value {
+            Some(v) if !names.clone().into_iter().any(|n| n == v) => {
+                let names: Vec<&str> = names.into_iter().collect();
+                let message = format!("must be one of {}", names.join(", "));
+                Err(ApiError::Validation(vec![FieldError::new(field, message)]))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `limit`, 1 to 200, default 50.
     pub fn limit(limit: Option<i64>) -> Result<i64, ApiError> {
         let limit = limit.unwrap_or(50);

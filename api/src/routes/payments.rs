@@ -196,6 +196,7 @@ pub async fn list(
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
     let limit = super::page::limit(p.limit)?;
     let after = super::page::after(p.cursor.as_deref())?;
+    super::page::one_of("status", p.status.as_deref(), domain::payment::IntentStatus::ALL.iter().map(|s| s.as_str()))?;
     // A driver lists its own intents only; asking for another customer's finds none.
     let customer = match (caller.owner(), p.customer_id.as_deref()) {
         (Some(me), Some(asked)) if asked != me => return Ok(Json(IntentPage { data: vec![], next_cursor: None })),

@@ -94,12 +94,16 @@ pub struct TestDelivery {
     pub at: DateTime<Utc>,
 }
 
+/// The statuses of a subscription, as the list filters them.
+pub(crate) const STATUSES: [&str; 3] = ["active", "disabled", "deactivated"];
+
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// `active`, `disabled` or `deactivated`.
+    #[param(schema_with = crate::openapi::enums::webhook_status)]
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200, default = 50)]
@@ -252,7 +256,7 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<WebhookPage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
-    if p.status.as_deref().is_some_and(|s| !matches!(s, "active" | "disabled" | "deactivated")) {
+    if p.status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
         return Err(ApiError::Validation(vec![FieldError::new("status", "must be active, disabled or deactivated")]));
     }
     let limit = page::limit(p.limit)?;

@@ -96,6 +96,17 @@ pub enum IntentStatus {
 }
 
 impl IntentStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [IntentStatus; 7] = [
+        Self::RequiresAuthorization,
+        Self::Processing,
+        Self::RequiresCapture,
+        Self::Succeeded,
+        Self::Canceled,
+        Self::Failed,
+        Self::Expired,
+    ];
+
     /// Wire name.
     pub fn as_str(&self) -> &'static str {
         match self {

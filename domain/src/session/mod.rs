@@ -44,6 +44,18 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [SessionStatus; 8] = [
+        Self::Preauthorizing,
+        Self::Authorized,
+        Self::Charging,
+        Self::Stopping,
+        Self::Settling,
+        Self::Completed,
+        Self::Canceled,
+        Self::Failed,
+    ];
+
     /// Wire name.
     pub fn as_str(&self) -> &'static str {
         match self {

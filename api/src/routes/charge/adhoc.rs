@@ -118,6 +118,7 @@ pub async fn adhoc_list(
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
     let limit = page::limit(p.limit)?;
     let after = page::after(p.cursor.as_deref())?;
+    page::one_of("status", p.status.as_deref(), domain::session::SessionStatus::ALL.iter().map(|s| s.as_str()))?;
     let filter = projections::sessions::ListFilter {
         kind: Some("adhoc"),
         status: p.status.as_deref(),

@@ -181,6 +181,7 @@ pub struct CompleteDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Only this status.
+    #[param(schema_with = crate::openapi::enums::session_status)]
     pub status: Option<String>,
     /// Only this station.
     pub station_id: Option<i64>,

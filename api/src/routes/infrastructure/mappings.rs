@@ -65,6 +65,7 @@ pub struct MappingListParams {
     /// Only this station's mapping.
     pub station_id: Option<i64>,
     /// Only this adapter type.
+    #[param(schema_with = crate::openapi::enums::adapter_type)]
     pub adapter_type: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200, default = 50)]

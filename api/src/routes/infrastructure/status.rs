@@ -19,7 +19,7 @@ use super::{adapters, TAG};
 use crate::{auth::Caller, error::ApiError, routes::page, state::AppState};
 
 /// Connector statuses of OCPP 1.6 and 2.0.1.
-const STATUSES: &[&str] = &[
+pub(crate) const STATUSES: &[&str] = &[
     "Available",
     "Preparing",
     "Charging",
@@ -40,6 +40,7 @@ pub struct ConnectorParams {
     /// Only this station.
     pub station_id: Option<i64>,
     /// Only this status (OCPP 1.6 or 2.0.1 name: Available, Charging, Faulted, Occupied, …).
+    #[param(schema_with = crate::openapi::enums::connector_status)]
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200, default = 50)]

@@ -207,6 +207,7 @@ pub(super) fn answer(id: Uuid, state: &IntentState, created: bool) -> Result<Sto
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Only this status.
+    #[param(schema_with = crate::openapi::enums::intent_status)]
     pub status: Option<String>,
     /// Only this customer.
     pub customer_id: Option<String>,

@@ -112,6 +112,7 @@ pub struct StatusRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Only terminals in this status.
+    #[param(schema_with = crate::openapi::enums::terminal_status)]
     pub status: Option<String>,
     /// Only terminals of this station.
     pub station_id: Option<i64>,
