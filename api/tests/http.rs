@@ -247,6 +247,11 @@ fn the_document_describes_every_error_and_parameter_as_the_server_sends_them() {
         (limit["in"].as_str(), limit["schema"]["minimum"].as_i64(), limit["schema"]["maximum"].as_i64()),
         (Some("query"), Some(1), Some(200))
     );
+    // Amounts carry the range the domain enforces (1 to 10,000,000 cents).
+    for schema in ["CreateIntentRequest", "TopUpRequest", "StartChargeDto"] {
+        let amount = &doc["components"]["schemas"][schema]["properties"]["amount"];
+        assert_eq!((amount["minimum"].as_i64(), amount["maximum"].as_i64()), (Some(1), Some(10_000_000)), "{schema}");
+    }
 }
 
 /// A list filter that names no status is refused, as the document's enum says,

@@ -29,6 +29,7 @@ pub struct RegisterWebhookDto {
     /// Where deliveries go: `https://…` (or `http://…`).
     pub url: String,
     /// Event types, with wildcards: `["charge_session.*", "payment_intent.captured"]`; `["*"]` for all.
+    #[schema(min_items = 1)]
     pub event_types: Vec<String>,
     /// Free text.
     pub description: Option<String>,
@@ -40,7 +41,8 @@ pub struct RegisterWebhookDto {
 pub struct UpdateWebhookDto {
     /// New target.
     pub url: Option<String>,
-    /// New filters.
+    /// New filters (at least one).
+    #[schema(min_items = 1)]
     pub event_types: Option<Vec<String>>,
     /// New description (`""` clears it).
     pub description: Option<String>,

@@ -42,8 +42,8 @@ pub struct StartChargeDto {
     /// PIX, CREDIT_CARD, WALLET, VIP, GOOGLE_PAY or APPLE_PAY.
     #[schema(example = "CREDIT_CARD")]
     pub method: String,
-    /// Pre-authorization in cents (5000 = R$ 50.00).
-    #[schema(example = 5000)]
+    /// Pre-authorization in cents (5000 = R$ 50.00), 1 to 10,000,000.
+    #[schema(example = 5000, minimum = 1, maximum = 10_000_000)]
     pub amount: i64,
     /// Receipt address.
     pub email: String,
@@ -151,7 +151,8 @@ pub struct SessionView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefundDto {
-    /// Cents; all that was captured by default.
+    /// Cents, at least 1; all that was captured by default.
+    #[schema(minimum = 1)]
     pub amount: Option<i64>,
 }
 

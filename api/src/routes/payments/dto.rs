@@ -32,8 +32,8 @@ pub struct CustomerInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateIntentRequest {
-    /// Cents (5000 = R$ 50.00).
-    #[schema(example = 5000)]
+    /// Cents (5000 = R$ 50.00), 1 to 10,000,000.
+    #[schema(example = 5000, minimum = 1, maximum = 10_000_000)]
     pub amount: i64,
     /// CREDIT_CARD, GOOGLE_PAY, APPLE_PAY, PIX, WALLET or VIP.
     #[schema(value_type = String, example = "CREDIT_CARD")]
@@ -60,7 +60,8 @@ pub struct AuthorizeRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AmountRequest {
-    /// Cents; at most `amountCapturable` (capture) or what is left to refund.
+    /// Cents, at least 1; at most `amountCapturable` (capture) or what is left to refund.
+    #[schema(minimum = 1)]
     pub amount: Option<i64>,
 }
 
@@ -68,7 +69,8 @@ pub struct AmountRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopUpRequest {
-    /// Cents to add to the wallet once collected (5000 = R$ 50.00).
+    /// Cents to add to the wallet once collected (5000 = R$ 50.00), 1 to 10,000,000.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub amount: i64,
     /// CREDIT_CARD or PIX.
     #[schema(value_type = String, example = "PIX")]
