@@ -288,6 +288,40 @@ async fn a_status_filter_outside_its_names_is_refused(pool: PgPool) {
     }
 }
 
+/// A cursor is a position of a documented shape (issue 13): any string of
+/// that shape is accepted (a page after it), any other is refused; the shape
+/// is in the document as a pattern.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_cursor_of_the_documented_shape_is_a_position(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let token = app.token(Uuid::new_v4(), Role::Admin);
+    let doc: Value = serde_json::from_str(&openapi::json()).unwrap();
+    let keyset = "1764769200123456.0192e4b0-0000-7000-8000-000000000000";
+    for (path, good) in [
+        ("/v1/payment-intents", keyset),
+        ("/v1/adhoc-charges", keyset),
+        ("/api/v1/webhooks", keyset),
+        ("/v1/charging-infrastructure/mappings", keyset),
+        ("/v1/terminals", "EVSE-0"),
+        ("/v1/charging-infrastructure/connectors", "10.0.1.EVSE-0"),
+    ] {
+        let cursor = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "cursor"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert!(cursor["schema"]["pattern"].as_str().is_some_and(|p| p.starts_with('^')), "{path}: {cursor}");
+        let (code, body) = json_of(app.get(&format!("{path}?cursor={good}"), &token).send().await.unwrap()).await;
+        assert_eq!(code, 200, "{path}?cursor={good}: {body}");
+        // Terminal ids are cursors, so only what no id looks like is refused there.
+        let bad: &[&str] = if path == "/v1/terminals" { &["x%20y", "%2A"] } else { &["MTIzfGFiYw", "1.2.3", "x%20y"] };
+        for bad in bad {
+            let (code, body) = json_of(app.get(&format!("{path}?cursor={bad}"), &token).send().await.unwrap()).await;
+            assert_eq!(code, 422, "{path}?cursor={bad}: {body}");
+        }
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_served_openapi_document_is_the_committed_one(pool: PgPool) {
     let app = TestApp::start(pool).await;

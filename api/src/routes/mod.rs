@@ -271,7 +271,6 @@ where
 /// Keyset pagination over `(timestamp, id)`, newest first: the page size, the
 /// decoded cursor and the next cursor, the same for every list.
 pub mod page {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use chrono::{DateTime, Utc};
     use uuid::Uuid;
 
@@ -306,16 +305,29 @@ pub mod page {
         }
     }
 
-    /// The position a `cursor` this API returned stands for.
+    /// The shape of a keyset cursor: `<unix microseconds>.<uuid>` of the last
+    /// row of the page before. Every string of this shape is a position (the
+    /// page after it), so a client may also build one.
+    pub const CURSOR_PATTERN: &str = "^-?[0-9]{1,16}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+    /// The position a `cursor` stands for (see [`CURSOR_PATTERN`]).
     pub fn after(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
         let Some(cursor) = cursor else { return Ok(None) };
-        let decoded = URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok());
-        let parsed = decoded.as_deref().and_then(|d| d.split_once('|')).and_then(|(t, id)| {
-            Some((DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc), Uuid::parse_str(id).ok()?))
+        let parsed = cursor.split_once('.').and_then(|(micros, id)| {
+            let digits = micros.strip_prefix('-').unwrap_or(micros);
+            let lower_hex =
+                id.len() == 36 && id.bytes().all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_digit()) || !lower_hex {
+                return None;
+            }
+            Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, Uuid::try_parse(id).ok()?))
         });
-        parsed
-            .map(Some)
-            .ok_or_else(|| ApiError::Validation(vec![FieldError::new("cursor", "is not a cursor this API returned")]))
+        parsed.map(Some).ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "must be <unix microseconds>.<uuid>, as nextCursor is",
+            )])
+        })
     }
 
     /// Cuts `rows` (fetched with `limit + 1`) to the page and returns the
@@ -327,7 +339,7 @@ pub mod page {
         rows.truncate(limit as usize);
         rows.last().map(|l| {
             let (at, id) = key(l);
-            URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
+            format!("{}.{id}", at.timestamp_micros())
         })
     }
 }

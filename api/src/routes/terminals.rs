@@ -11,7 +11,6 @@ use axum::{
     response::Response,
     Json,
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use commands::{terminals::hash_password, CommandContext, Executed};
 pub use credentials::{__path_set_charger_password, set_charger_password, ChargerPasswordRequest};
 use domain::{
@@ -122,6 +121,16 @@ pub async fn register(
     .await
 }
 
+/// The shape of a terminals cursor (and of a terminal id): every such string
+/// is a position, the ids after it.
+pub(crate) const CURSOR_PATTERN: &str = "^[A-Za-z0-9._:-]{1,48}$";
+
+/// Whether `s` has the shape of [`CURSOR_PATTERN`].
+pub(crate) fn id_shaped(s: &str) -> bool {
+    (1..=48).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
 /// List terminals (filters: status, station; cursor pagination).
 #[utoipa::path(
     operation_id = "listTerminals",get, path = "/v1/terminals", tag = "Terminals", params(ListParams),
@@ -143,22 +152,20 @@ pub async fn list(
             errors.push(FieldError::new("status", "is not a terminal status"));
         }
     }
-    let after = match &params.cursor {
-        None => None,
-        Some(c) => match URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| String::from_utf8(b).ok()) {
-            Some(after) => Some(after),
-            None => {
-                errors.push(FieldError::new("cursor", "is not a cursor this API returned"));
-                None
-            }
-        },
+    // The cursor is the last id of the page before: any terminal id is a position.
+    let after = match params.cursor {
+        Some(c) if !id_shaped(&c) => {
+            errors.push(FieldError::new("cursor", "must be a terminal id, as nextCursor is"));
+            None
+        }
+        other => other,
     };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     let filter = rm::ListFilter { status: params.status, station_id: params.station_id, after, limit };
     let page = rm::list(&state.pool, caller.company_id, &filter, state.config.terminal_online).await?;
-    Ok(Json(TerminalPage { data: page.items, next_cursor: page.next_after.map(|a| URL_SAFE_NO_PAD.encode(a)) }))
+    Ok(Json(TerminalPage { data: page.items, next_cursor: page.next_after }))
 }
 
 /// Get a terminal by id.

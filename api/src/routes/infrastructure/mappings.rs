@@ -71,6 +71,7 @@ pub struct MappingListParams {
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
+    #[param(schema_with = crate::openapi::enums::keyset_cursor)]
     pub cursor: Option<String>,
 }
 

@@ -7,7 +7,6 @@ use axum::{
     extract::{rejection::QueryRejection, Query, State},
     Json,
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use commands::infrastructure::adapter::{ConnectorKey, ConnectorQuery, ConnectorStatus};
 use domain::FieldError;
@@ -46,6 +45,7 @@ pub struct ConnectorParams {
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
+    #[param(schema_with = crate::openapi::enums::connector_cursor)]
     pub cursor: Option<String>,
 }
 
@@ -181,24 +181,34 @@ pub struct AdapterHealthReport {
     pub adapters: Vec<AdapterHealth>,
 }
 
+/// The shape of a connector cursor: `<stationId>.<evseId>.<connectorId>.<chargePointId>`
+/// of the last connector of the page before; every string of this shape is a position.
+pub(crate) const CURSOR_PATTERN: &str = "^-?[0-9]{1,18}\\.-?[0-9]{1,18}\\.-?[0-9]{1,18}\\.[A-Za-z0-9._:-]{1,48}$";
+
 fn encode(key: &ConnectorKey) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}|{}|{}", key.station_id, key.evse_id, key.connector_id, key.charge_point_id))
+    format!("{}.{}.{}.{}", key.station_id, key.evse_id, key.connector_id, key.charge_point_id)
 }
 
 fn decode(cursor: Option<&str>) -> Result<Option<ConnectorKey>, ApiError> {
     let Some(cursor) = cursor else { return Ok(None) };
-    let text = URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok());
-    let key = text.as_deref().and_then(|t| {
-        let mut parts = t.splitn(4, '|');
-        Some(ConnectorKey {
-            station_id: parts.next()?.parse().ok()?,
-            evse_id: parts.next()?.parse().ok()?,
-            connector_id: parts.next()?.parse().ok()?,
-            charge_point_id: parts.next()?.to_owned(),
-        })
-    });
-    key.map(Some)
-        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("cursor", "is not a cursor this API returned")]))
+    let number = |s: &str| {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        let ok = !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| s.parse::<i64>().ok()).flatten()
+    };
+    let mut parts = cursor.splitn(4, '.');
+    let key = (|| {
+        let (station_id, evse_id, connector_id) =
+            (number(parts.next()?)?, number(parts.next()?)?, number(parts.next()?)?);
+        let charge_point_id = parts.next().filter(|id| crate::routes::terminals::id_shaped(id))?.to_owned();
+        Some(ConnectorKey { station_id, evse_id, connector_id, charge_point_id })
+    })();
+    key.map(Some).ok_or_else(|| {
+        ApiError::Validation(vec![FieldError::new(
+            "cursor",
+            "must be <stationId>.<evseId>.<connectorId>.<chargePointId>, as nextCursor is",
+        )])
+    })
 }
 
 /// Every adapter's connectors for the query, merged in key order.
