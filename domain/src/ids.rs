@@ -46,10 +46,16 @@ impl TerminalId {
     /// Longest id accepted (OCPP 2.0.1 identity limit).
     pub const MAX_LEN: usize = 48;
 
+    /// Whether `raw` has an id's shape: 1 to [`Self::MAX_LEN`] characters from
+    /// A-Z, a-z, 0-9, '.', '_', '-' and ':' (`parse` also reserves "stats").
+    pub fn is_shaped(raw: &str) -> bool {
+        let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+        !raw.is_empty() && raw.len() <= Self::MAX_LEN && ok_chars
+    }
+
     /// Validates and wraps an id.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
-        if raw.is_empty() || raw.len() > Self::MAX_LEN || !ok_chars {
+        if !Self::is_shaped(raw) {
             return Err(DomainError::field(
                 "id",
                 "must be 1 to 48 characters from A-Z, a-z, 0-9, '.', '_', '-' and ':'",
@@ -100,5 +106,14 @@ mod tests {
         assert!(TerminalId::parse("stats").is_err());
         assert!(TerminalId::parse(&"x".repeat(49)).is_err());
         assert!(TerminalId::parse(&"x".repeat(48)).is_ok());
+    }
+
+    #[test]
+    fn an_id_shape_is_what_parse_accepts_except_the_reserved_name() {
+        for raw in ["EVSE-001", "site:7.bay_2", "STATS", "stats", "", "has space", "a/b", "é"] {
+            let reserved = raw.eq_ignore_ascii_case("stats");
+            assert_eq!(TerminalId::is_shaped(raw), TerminalId::parse(raw).is_ok() || reserved, "{raw:?}");
+        }
+        assert!(TerminalId::is_shaped(&"x".repeat(48)) && !TerminalId::is_shaped(&"x".repeat(49)));
     }
 }

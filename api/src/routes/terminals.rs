@@ -121,15 +121,9 @@ pub async fn register(
     .await
 }
 
-/// The shape of a terminals cursor (and of a terminal id): every such string
-/// is a position, the ids after it.
+/// The shape of a terminals cursor (`TerminalId::is_shaped`): every such
+/// string is a position, the ids after it.
 pub(crate) const CURSOR_PATTERN: &str = "^[A-Za-z0-9._:-]{1,48}$";
-
-/// Whether `s` has the shape of [`CURSOR_PATTERN`].
-pub(crate) fn id_shaped(s: &str) -> bool {
-    (1..=48).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
-}
 
 /// List terminals (filters: status, station; cursor pagination).
 #[utoipa::path(
@@ -154,7 +148,7 @@ pub async fn list(
     }
     // The cursor is the last id of the page before: any terminal id is a position.
     let after = match params.cursor {
-        Some(c) if !id_shaped(&c) => {
+        Some(c) if !TerminalId::is_shaped(&c) => {
             errors.push(FieldError::new("cursor", "must be a terminal id, as nextCursor is"));
             None
         }

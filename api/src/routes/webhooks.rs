@@ -134,9 +134,7 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<WebhookPage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
-    if p.status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
-        return Err(ApiError::Validation(vec![FieldError::new("status", "must be active, disabled or deactivated")]));
-    }
+    page::one_of("status", p.status.as_deref(), STATUSES)?;
     let limit = page::limit(p.limit)?;
     let after = page::after(p.cursor.as_deref())?;
     let mut data =

@@ -200,7 +200,7 @@ fn decode(cursor: Option<&str>) -> Result<Option<ConnectorKey>, ApiError> {
     let key = (|| {
         let (station_id, evse_id, connector_id) =
             (number(parts.next()?)?, number(parts.next()?)?, number(parts.next()?)?);
-        let charge_point_id = parts.next().filter(|id| crate::routes::terminals::id_shaped(id))?.to_owned();
+        let charge_point_id = parts.next().filter(|id| domain::TerminalId::is_shaped(id))?.to_owned();
         Some(ConnectorKey { station_id, evse_id, connector_id, charge_point_id })
     })();
     key.map(Some).ok_or_else(|| {
@@ -234,12 +234,7 @@ pub async fn connectors(
     let Query(p) = params.map_err(|e| ApiError::Validation(vec![FieldError::new("query", e.body_text())]))?;
     let limit = page::limit(p.limit)?;
     let after = decode(p.cursor.as_deref())?;
-    if let Some(status) = &p.status {
-        if !STATUSES.contains(&status.as_str()) {
-            let message = format!("must be one of {}", STATUSES.join(", "));
-            return Err(ApiError::Validation(vec![FieldError::new("status", message)]));
-        }
-    }
+    page::one_of("status", p.status.as_deref(), STATUSES.iter().copied())?;
     let query = ConnectorQuery {
         company_id: caller.company_id,
         station_id: p.station_id,
