@@ -63,6 +63,10 @@ pub enum ApiError {
     /// Conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// Valid fields that the current state or a resource they name refuses
+    /// (409 with `errors[]`).
+    #[error("request conflicts with the current state")]
+    ConflictOn(Vec<FieldError>),
     /// Idempotency key reused with another request.
     #[error("{0}")]
     IdempotencyMismatch(String),
@@ -99,7 +103,9 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflicts with the current state"),
+            Self::Conflict(_) | Self::ConflictOn(_) => {
+                (StatusCode::CONFLICT, "conflict", "Conflicts with the current state")
+            }
             Self::IdempotencyMismatch(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
@@ -133,10 +139,11 @@ impl IntoResponse for ApiError {
                 "the server failed to handle this request; it has been logged".to_owned()
             }
             Self::Validation(fields) => format!("{} field(s) are invalid", fields.len()),
+            Self::ConflictOn(fields) => format!("{} field(s) conflict with the current state", fields.len()),
             other => other.to_string(),
         };
         let (errors, extensions) = match self {
-            Self::Validation(fields) => (
+            Self::Validation(fields) | Self::ConflictOn(fields) => (
                 fields.into_iter().map(|f| ProblemField { field: f.field, message: f.message }).collect(),
                 Default::default(),
             ),
@@ -166,6 +173,7 @@ impl From<DomainError> for ApiError {
     fn from(value: DomainError) -> Self {
         match value.kind() {
             RefusalKind::Validation(fields) => Self::Validation(fields.to_vec()),
+            RefusalKind::ConflictOn(fields) => Self::ConflictOn(fields.to_vec()),
             RefusalKind::NotFound => Self::NotFound(value.to_string()),
             RefusalKind::Conflict | RefusalKind::InsufficientFunds { .. } => Self::Conflict(value.to_string()),
         }

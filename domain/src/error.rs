@@ -50,6 +50,12 @@ pub(crate) fn describe(fields: &[FieldError]) -> String {
     format!("validation failed: {}", parts.join("; "))
 }
 
+/// `conflicts with the current state: field: message; …`
+pub(crate) fn describe_conflict(fields: &[FieldError]) -> String {
+    let parts: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+    format!("conflicts with the current state: {}", parts.join("; "))
+}
+
 /// What kind of refusal an error is, for a transport to pick its answer (HTTP
 /// status, problem type) without knowing every aggregate's variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +67,10 @@ pub enum RefusalKind<'a> {
     /// The command is valid but conflicts with the target's current state
     /// (already exists, wrong status, something in progress).
     Conflict,
+    /// The command is valid in itself, but the current state or a resource it
+    /// names refuses these fields (a card intent authorized without a card
+    /// token, a charge point that is not the company's): 409 with the fields.
+    ConflictOn(&'a [FieldError]),
     /// A wallet has less available than the command needs.
     InsufficientFunds {
         /// Cents that could still be held or debited.
@@ -76,6 +86,10 @@ pub enum DomainError {
     /// The command's fields are invalid.
     #[error("{}", describe(.0))]
     Validation(Vec<FieldError>),
+    /// The fields are valid, but the current state or a resource they name
+    /// refuses them (see [`RefusalKind::ConflictOn`]).
+    #[error("{}", describe_conflict(.0))]
+    Conflicting(Vec<FieldError>),
     /// The target does not exist, or belongs to another company (never told apart).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -127,6 +141,7 @@ impl DomainError {
     pub fn kind(&self) -> RefusalKind<'_> {
         match self {
             Self::Validation(fields) => RefusalKind::Validation(fields),
+            Self::Conflicting(fields) => RefusalKind::ConflictOn(fields),
             Self::NotFound(_) => RefusalKind::NotFound,
             Self::AlreadyExists(_) | Self::InvalidState(_) => RefusalKind::Conflict,
             Self::Terminal(e) => e.kind(),

@@ -12,13 +12,19 @@ async fn mappings_are_validated_unique_per_station_and_scoped_to_the_company(poo
     }
     s.register(&other, "EVSE-B1", 10, "1.6").await;
 
-    // Validation: every field error at once, with another company's terminal refused.
+    // Validation: every field error at once (422); then, with the request
+    // valid in itself, another company's terminal is a conflict (409) that
+    // names it.
     let bad =
         json!({"stationId": 0, "adapterType": "ocpp", "chargePointIds": ["EVSE-A1", "EVSE-A1", "EVSE-B1", "no such"]});
     let (status, problem) = send(s.app.post(&at("/mappings"), &s.token, &bad)).await;
     assert_eq!(status, 422, "{problem}");
-    assert_eq!(fields(&problem), ["stationId", "chargePointIds[1]", "chargePointIds[2]", "chargePointIds[3]"]);
-    assert!(problem["errors"][2]["message"].as_str().unwrap().contains("not a terminal of your company"), "{problem}");
+    assert_eq!(fields(&problem), ["stationId", "chargePointIds[3]", "chargePointIds"]);
+    assert!(problem["errors"][2]["message"].as_str().unwrap().contains("twice"), "{problem}");
+    let foreign = json!({"stationId": 10, "adapterType": "ocpp", "chargePointIds": ["EVSE-A1", "EVSE-B1"]});
+    let (status, problem) = send(s.app.post(&at("/mappings"), &s.token, &foreign)).await;
+    assert_eq!((status, fields(&problem)), (409, vec!["chargePointIds[1]".to_owned()]), "{problem}");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("not a terminal of your company"), "{problem}");
     let (status, problem) = send(s.app.post(
         &at("/mappings"),
         &s.token,
@@ -86,7 +92,8 @@ async fn mappings_are_validated_unique_per_station_and_scoped_to_the_company(poo
     assert_eq!((status, &updated["chargePointIds"]), (200, &json!(["EVSE-A1"])), "{updated}");
     assert!(updated["version"].as_i64().unwrap() > mapping["version"].as_i64().unwrap());
     let (status, problem) = send(s.patch(&at(&format!("/mappings/{id}")), &s.token, &json!({"stationId": 12}))).await;
-    assert_eq!((status, fields(&problem)), (422, vec!["stationId".to_owned()]));
+    // Valid in itself, refused by the mapping's state: a conflict naming the field.
+    assert_eq!((status, fields(&problem)), (409, vec!["stationId".to_owned()]));
     // EVSE-A2 was let go of: another station may take it now.
     let station_11 = s.map(11, &["EVSE-A2"]).await;
 

@@ -4,7 +4,7 @@
 use domain::{
     payment::{Customer, IntentStatus, Operation, PaymentMethod, Settlement},
     wallet::{WalletCommand, WalletError},
-    DomainError, Money,
+    DomainError, FieldError, Money,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,14 +20,20 @@ impl Payments {
         let created = state.owned_by(actor.company).ok_or(DomainError::NotFound("payment intent"))?.clone();
         match created.method {
             PaymentMethod::CreditCard if input.card_token.as_deref().is_none_or(str::is_empty) => {
-                return Err(DomainError::field("cardToken", "is required for CREDIT_CARD").into())
+                return Err(DomainError::Conflicting(vec![FieldError::new(
+                    "cardToken",
+                    "is required: this intent's method is CREDIT_CARD",
+                )])
+                .into())
             }
             PaymentMethod::GooglePay | PaymentMethod::ApplePay
                 if !input.network_token.as_ref().is_some_and(Value::is_object) =>
             {
-                return Err(
-                    DomainError::field("networkToken", "the encrypted wallet payload (an object) is required").into()
-                )
+                return Err(DomainError::Conflicting(vec![FieldError::new(
+                    "networkToken",
+                    "the encrypted wallet payload (an object) is required for this intent's method",
+                )])
+                .into())
             }
             _ => {}
         }

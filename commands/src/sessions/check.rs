@@ -64,6 +64,7 @@ pub(super) async fn check_start(
     }
     let charge_point = input.charge_point_id.clone().unwrap_or_default();
     let mut protocol = None;
+    let stateless = errors.len();
     if input.kind == SessionKind::Ocpp {
         let snapshot = match TerminalId::parse(&charge_point) {
             Ok(id) => directory.charger(company, &id, input.connector_id).await?,
@@ -82,6 +83,8 @@ pub(super) async fn check_start(
             },
             protocol,
         }),
+        // Only the charger's state is to blame: the request is valid, the charger refuses it.
+        _ if stateless == 0 && !errors.is_empty() => Err(domain::DomainError::Conflicting(errors).into()),
         _ => Err(SessionError::Invalid(errors).into()),
     }
 }
@@ -189,6 +192,10 @@ mod tests {
             Err(CommandError::Domain(domain::DomainError::Session(SessionError::Invalid(fields)))) => {
                 fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
             }
+            // Only the charger to blame: a conflict, said the same way (prefixed).
+            Err(CommandError::Domain(domain::DomainError::Conflicting(fields))) => {
+                fields.iter().map(|f| format!("conflict {}: {}", f.field, f.message)).collect()
+            }
             Err(other) => vec![other.to_string()],
             Ok(checked) => panic!("accepted: {checked:?}"),
         }
@@ -229,9 +236,9 @@ mod tests {
     #[tokio::test]
     async fn a_connector_must_exist_have_reported_and_be_available() {
         for (status, connector, expected) in [
-            (Some("Charging"), 1, "connectorId: is Charging, not Available"),
-            (None, 2, "connectorId: has not reported its status yet"),
-            (None, 9, "connectorId: does not exist on this charger"),
+            (Some("Charging"), 1, "conflict connectorId: is Charging, not Available"),
+            (None, 2, "conflict connectorId: has not reported its status yet"),
+            (None, 9, "conflict connectorId: does not exist on this charger"),
         ] {
             // Given a connected charger registered with connectors 1 and 2,
             let d = directory(Some(charger(status, true)));
@@ -271,7 +278,7 @@ mod tests {
         );
         // A charge point id that cannot be a terminal's is not looked up.
         let unknown = StartInput { charge_point_id: Some("no such/id".into()), ..input(SessionKind::Ocpp) };
-        assert_eq!(refusal(check(&d, &unknown).await), ["chargePointId: is not a terminal of yours"]);
+        assert_eq!(refusal(check(&d, &unknown).await), ["conflict chargePointId: is not a terminal of yours"]);
         assert_eq!(d.asked.lock().unwrap().len(), 1);
     }
 

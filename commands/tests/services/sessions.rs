@@ -73,9 +73,9 @@ async fn starting_on_a_busy_connector_is_refused_naming_the_connector(pool: PgPo
     let mark = w.mark().await;
     // when a session is started on it,
     let refused = refusal(w.sessions.start(&actor(), start_input()).await);
-    // then the connector is named as the one bad field, and nothing moves.
+    // then the connector is named as the one field the charger's state refuses, and nothing moves.
     match refused {
-        DomainError::Session(SessionError::Invalid(fields)) => {
+        DomainError::Conflicting(fields) => {
             let named: Vec<_> = fields.iter().map(|f| (f.field.as_str(), f.message.as_str())).collect();
             assert_eq!(named, [("connectorId", "is Charging, not Available")]);
         }

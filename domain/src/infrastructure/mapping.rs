@@ -29,6 +29,10 @@ pub enum MappingError {
     /// The command's fields are invalid (station, charge points, test results).
     #[error("{}", describe(.0))]
     Invalid(Vec<FieldError>),
+    /// Valid fields that the current state refuses: a charge point that is not
+    /// a terminal of the company, a station that is not the mapping's.
+    #[error("{}", crate::error::describe_conflict(.0))]
+    Conflicting(Vec<FieldError>),
     /// No such mapping, deleted, or another company's.
     #[error("mapping not found")]
     NotFound,
@@ -46,6 +50,7 @@ impl MappingError {
     pub fn kind(&self) -> RefusalKind<'_> {
         match self {
             Self::Invalid(fields) => RefusalKind::Validation(fields),
+            Self::Conflicting(fields) => RefusalKind::ConflictOn(fields),
             Self::NotFound => RefusalKind::NotFound,
             Self::AlreadyExists(_) | Self::ChangedWhileTested => RefusalKind::Conflict,
         }
@@ -240,8 +245,15 @@ fn owned(state: &MappingState, company: CompanyId) -> Result<&Mapping, MappingEr
     state.live_for(company).ok_or(MappingError::NotFound)
 }
 
-/// Checks a charge point list for an adapter: count, syntax, duplicates, reach.
-fn check_charge_points(v: &mut Validator, adapter: AdapterType, ids: &[String], foreign: &[String]) {
+/// Checks a charge point list for an adapter: count, syntax and duplicates
+/// in `v`; reach (the company's terminals) in `conflicts`.
+fn check_charge_points(
+    v: &mut Validator,
+    conflicts: &mut Validator,
+    adapter: AdapterType,
+    ids: &[String],
+    foreign: &[String],
+) {
     v.check(
         (1..=MAX_CHARGE_POINTS).contains(&ids.len()),
         "chargePointIds",
@@ -264,7 +276,7 @@ fn check_charge_points(v: &mut Validator, adapter: AdapterType, ids: &[String], 
             let message = match adapter {
                 AdapterType::Ocpp => "is not a terminal of your company",
             };
-            v.check(false, field, message);
+            conflicts.check(false, field, message);
         }
     }
 }
@@ -272,8 +284,10 @@ fn check_charge_points(v: &mut Validator, adapter: AdapterType, ids: &[String], 
 fn create(state: &MappingState, cmd: CreateMapping) -> Result<Vec<CpmsMappingEvent>, MappingError> {
     let mut v = Validator::default();
     v.check(cmd.station_id > 0, "stationId", "must be a positive integer");
-    check_charge_points(&mut v, cmd.adapter_type, &cmd.charge_point_ids, &cmd.foreign_charge_points);
+    let mut conflicts = Validator::default();
+    check_charge_points(&mut v, &mut conflicts, cmd.adapter_type, &cmd.charge_point_ids, &cmd.foreign_charge_points);
     v.finish(MappingError::Invalid)?;
+    conflicts.finish(MappingError::Conflicting)?;
     if !matches!(state, MappingState::Absent) {
         return Err(MappingError::AlreadyExists(cmd.mapping_id));
     }
@@ -291,13 +305,15 @@ fn update(mapping: &Mapping, cmd: UpdateMapping) -> Result<Vec<CpmsMappingEvent>
     let adapter_type = cmd.adapter_type.unwrap_or(mapping.adapter_type);
     let charge_point_ids = cmd.charge_point_ids.unwrap_or_else(|| mapping.charge_point_ids.clone());
     let mut v = Validator::default();
-    v.check(
+    let mut conflicts = Validator::default();
+    conflicts.check(
         cmd.station_id.is_none_or(|s| s == mapping.station_id),
         "stationId",
         "a mapping's station cannot change: delete it and map the other station",
     );
-    check_charge_points(&mut v, adapter_type, &charge_point_ids, &cmd.foreign_charge_points);
+    check_charge_points(&mut v, &mut conflicts, adapter_type, &charge_point_ids, &cmd.foreign_charge_points);
     v.finish(MappingError::Invalid)?;
+    conflicts.finish(MappingError::Conflicting)?;
     if adapter_type == mapping.adapter_type && charge_point_ids == mapping.charge_point_ids {
         return Ok(vec![]);
     }

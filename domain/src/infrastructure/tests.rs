@@ -52,16 +52,33 @@ fn given(commands: Vec<MappingCommand>) -> MappingState {
     })
 }
 
-/// The fields a validation refusal names, whichever aggregate refused.
-fn fields<E: Into<DomainError>>(result: Result<Vec<impl std::fmt::Debug>, E>) -> Vec<String> {
+/// The fields a refusal names, and whether it is a conflict (valid fields the
+/// state refuses) rather than invalid fields; whichever aggregate refused.
+fn named<E: Into<DomainError>>(result: Result<Vec<impl std::fmt::Debug>, E>) -> (bool, Vec<String>) {
     let refusal = match result {
         Err(refusal) => refusal.into(),
-        Ok(events) => panic!("expected a validation error, got {events:?}"),
+        Ok(events) => panic!("expected a refusal naming fields, got {events:?}"),
     };
+    let names = |errors: &[crate::FieldError]| errors.iter().map(|e| e.field.clone()).collect();
     match refusal.kind() {
-        RefusalKind::Validation(errors) => errors.iter().map(|e| e.field.clone()).collect(),
-        _ => panic!("expected a validation error, got {refusal:?}"),
+        RefusalKind::Validation(errors) => (false, names(errors)),
+        RefusalKind::ConflictOn(errors) => (true, names(errors)),
+        _ => panic!("expected a refusal naming fields, got {refusal:?}"),
     }
+}
+
+/// The fields a validation refusal names.
+fn fields<E: Into<DomainError>>(result: Result<Vec<impl std::fmt::Debug>, E>) -> Vec<String> {
+    let (conflict, fields) = named(result);
+    assert!(!conflict, "expected invalid fields, got a conflict on {fields:?}");
+    fields
+}
+
+/// The fields a conflict names.
+fn conflicts<E: Into<DomainError>>(result: Result<Vec<impl std::fmt::Debug>, E>) -> Vec<String> {
+    let (conflict, fields) = named(result);
+    assert!(conflict, "expected a conflict, got invalid fields {fields:?}");
+    fields
 }
 
 fn result(cp: &str, outcome: TestOutcome) -> ChargePointTest {
@@ -91,7 +108,10 @@ fn record(company: CompanyId, results: Vec<ChargePointTest>) -> MappingCommand {
 fn creating_a_mapping_validates_every_field_at_once() {
     let refused =
         CpmsMapping::decide(&MappingState::default(), create(0, &["CP-1", "CP-1", "bad id", "CP-9"], &["CP-9"]));
-    assert_eq!(fields(refused), ["stationId", "chargePointIds[1]", "chargePointIds[2]", "chargePointIds[3]"]);
+    assert_eq!(fields(refused), ["stationId", "chargePointIds[1]", "chargePointIds[2]"]);
+    // Valid in itself, the list names a terminal of another company: a conflict naming it.
+    let foreign = CpmsMapping::decide(&MappingState::default(), create(7, &["CP-1", "CP-9"], &["CP-9"]));
+    assert_eq!(conflicts(foreign), ["chargePointIds[1]"]);
     assert_eq!(fields(CpmsMapping::decide(&MappingState::default(), create(7, &[], &[]))), ["chargePointIds"]);
 }
 
@@ -108,7 +128,7 @@ fn a_created_mapping_is_live_for_its_company_only() {
 #[test]
 fn an_update_changes_charge_points_but_never_the_station() {
     let state = given(vec![create(7, &["CP-1"], &[])]);
-    assert_eq!(fields(CpmsMapping::decide(&state, update(acme(), Some(8), None))), ["stationId"]);
+    assert_eq!(conflicts(CpmsMapping::decide(&state, update(acme(), Some(8), None))), ["stationId"]);
     assert_eq!(CpmsMapping::decide(&state, update(acme(), Some(7), Some(&["CP-1"]))), Ok(vec![]), "nothing changes");
     let events = CpmsMapping::decide(&state, update(acme(), None, Some(&["CP-1", "CP-2"]))).unwrap_or_default();
     let after = events.iter().fold(state, CpmsMapping::evolve);
