@@ -1,8 +1,10 @@
 //! Request extraction for commands: a JSON body with errors as problem+json,
-//! the `Idempotency-Key`, and a fingerprint of the request.
+//! checked against the route's schema in the OpenAPI document
+//! ([`crate::openapi::bodies`]), the `Idempotency-Key`, and a fingerprint of
+//! the request.
 
 use axum::{
-    extract::{FromRequest, Request},
+    extract::{FromRequest, MatchedPath, Request},
     http::{header, request::Parts, Method},
     response::{IntoResponse, Response},
 };
@@ -121,9 +123,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonCommand<T> {
                 ApiError::BadRequest("the request body could not be read".into()).into_response()
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")).into_response())?;
         let fingerprint = fingerprint(&state.config.fingerprint_key(), &parts.method, parts.uri.path(), &value);
+        let nul = crate::openapi::bodies::nul_paths(&value);
+        if !nul.is_empty() {
+            return Err(ApiError::Validation(nul).into_response());
+        }
+        if let Some(route) = parts.extensions.get::<MatchedPath>() {
+            let errors = crate::openapi::bodies::violations(&parts.method, route.as_str(), &value);
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors).into_response());
+            }
+        }
+        crate::openapi::bodies::whole_numbers_as_integers(&mut value);
         let body = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "body".to_owned() } else { path };

@@ -18,6 +18,8 @@ pub async fn serve(
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // The body schemas compile once, before the first request waits on them.
+    tokio::task::spawn_blocking(crate::openapi::bodies::warm).await.ok();
     let mut connections = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
