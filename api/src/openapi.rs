@@ -9,6 +9,8 @@ use utoipa::{
     Modify, OpenApi,
 };
 
+pub mod bodies;
+pub(crate) mod constraints;
 pub(crate) mod enums;
 mod problems;
 
@@ -95,7 +97,15 @@ impl Modify for IdempotencyKeys {
 )]
 pub struct ApiDoc;
 
+/// The document: what the handlers declare, with the body rules of
+/// [`constraints`] written in.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    constraints::apply(&mut document);
+    document
+}
+
 /// The document as pretty JSON (what `schemas/openapi.json` holds).
 pub fn json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_default() + "\n"
+    serde_json::to_string_pretty(&document()).unwrap_or_default() + "\n"
 }

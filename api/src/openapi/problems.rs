@@ -38,7 +38,12 @@ const SHARED: &[(&str, &str, &str)] = &[
     ("401", "Unauthorized", "No credentials, or credentials that are not valid"),
     ("403", "Forbidden", "The caller's role may not do this, or a driver asks for what is not its own"),
     ("404", "NotFound", "Unknown, or another company's"),
-    ("409", "Conflict", "Refused by the current state, or the same Idempotency-Key is still running"),
+    (
+        "409",
+        "Conflict",
+        "Valid, but refused by the current state or a resource the request names (`errors[]` names the \
+         fields when they are to blame), or the same Idempotency-Key is still running",
+    ),
     ("413", "PayloadTooLarge", "The body is over the size limit"),
     ("422", "ValidationFailed", "Invalid fields, query parameters or Idempotency-Key; errors[] names each"),
     ("429", "RateLimited", "Over the rate limit; retry after Retry-After seconds"),

@@ -21,7 +21,7 @@ use domain::{
 use dto::{answer, view};
 pub use dto::{
     history_event, AmountRequest, AuthorizeRequest, CreateIntentRequest, CustomerInput, HistoryEvent, IntentPage,
-    IntentView, LastError, ListParams, PixView, TopUpRequest, WalletView,
+    IntentView, LastError, ListParams, PixView, TopUpRequest, VoidRequest, WalletView,
 };
 use uuid::Uuid;
 pub use webhook::{__path_pagarme_webhook, pagarme_webhook};
@@ -165,14 +165,8 @@ operation!(
     void,
     "/v1/payment-intents/{id}/void",
     "Void an authorised payment (or a PIX code not yet paid).",
-    AmountRequest,
-    |state, _caller, a, id, b| async {
-        if b.amount.is_some() {
-            return Err(ApiError::Validation(vec![FieldError::new("amount", "a void releases everything")]));
-        }
-        state.payments.void(&a, id).await.map_err(ApiError::from)
-    }
-    .await
+    VoidRequest,
+    |state, _caller, a, id, _b| async { state.payments.void(&a, id).await.map_err(ApiError::from) }.await
 );
 operation!(
     refund,
@@ -229,7 +223,7 @@ pub async fn events(
 }
 
 fn customer_id(raw: &str) -> Result<String, ApiError> {
-    if raw.is_empty() || raw.len() > 64 || raw.chars().any(|c| c.is_control()) {
+    if raw.is_empty() || raw.chars().count() > 64 || raw.chars().any(|c| c.is_control()) {
         return Err(ApiError::NotFound("wallet not found".into()));
     }
     Ok(raw.to_owned())

@@ -189,8 +189,13 @@ pub async fn update(
 }
 
 /// Deactivate subscription (its history stays).
+///
+/// A soft delete: nothing more is delivered, and the subscription (`status:
+/// deactivated`) and its delivery log stay readable under the same id, for
+/// audits. A deactivated subscription cannot be updated or reactivated.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "Webhooks", params(("id" = Uuid, Path, description = "Subscription")),
-    responses((status = 200, body = SubscriptionView), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = SubscriptionView, description = "Deactivated; still readable with `status: deactivated`"),
+        (status = 404, body = crate::error::Problem)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn deactivate(
     State(state): State<AppState>,

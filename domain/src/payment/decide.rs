@@ -63,7 +63,7 @@ fn check_customer(v: &mut Validator, customer: &Customer, method: PaymentMethod)
     }
     if method == PaymentMethod::Wallet {
         v.check(
-            customer.customer_id.as_deref().is_some_and(|id| !id.trim().is_empty() && id.len() <= 64),
+            customer.customer_id.as_deref().is_some_and(|id| !id.trim().is_empty() && id.chars().count() <= 64),
             "customerId",
             "is required for WALLET (1 to 64 characters)",
         );

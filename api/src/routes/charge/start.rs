@@ -22,13 +22,60 @@ use crate::{
     state::AppState,
 };
 
-/// The JSON number as an exact decimal: the number's shortest text form
-/// (`1.50` arrives as `1.5`), never float arithmetic.
+/// Decimal places a tariff keeps: finer fractions of a real are rounded
+/// (half to even), so every JSON number in the documented range is a tariff.
+const TARIFF_PLACES: u32 = 6;
+
+/// The JSON number as an exact decimal, from its text (`1.50` arrives as
+/// `1.5`, `5e-7` as written), never through float arithmetic, rounded to
+/// [`TARIFF_PLACES`] places.
 fn decimal(field: &str, n: &serde_json::Number) -> Result<Decimal, FieldError> {
-    Decimal::from_str(&n.to_string())
-        .or_else(|_| Decimal::from_scientific(&n.to_string()))
-        .map(|d| d.normalize())
-        .map_err(|_| FieldError::new(field, "must be a decimal amount of reais"))
+    let invalid = || FieldError::new(field, "must be a decimal amount of reais");
+    let text = n.to_string();
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().map_err(|_| invalid())?),
+        None => (text.as_str(), 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let (whole, fraction) =
+        mantissa.trim_start_matches('-').split_once('.').unwrap_or((mantissa.trim_start_matches('-'), ""));
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    // value = digits × 10^shift
+    let shift = exponent - i64::try_from(fraction.len()).map_err(|_| invalid())?;
+    let places = i64::from(TARIFF_PLACES);
+    let value = if digits.is_empty() {
+        Decimal::ZERO
+    } else if shift >= -places {
+        // Exact: at most TARIFF_PLACES places, and small enough (the schema bounds it).
+        let text = if shift >= 0 {
+            format!("{digits}{}", "0".repeat(usize::try_from(shift).map_err(|_| invalid())?))
+        } else {
+            let point = usize::try_from(-shift).map_err(|_| invalid())?;
+            let padded = format!("{digits:0>width$}", width = point + 1);
+            format!("{}.{}", &padded[..padded.len() - point], &padded[padded.len() - point..])
+        };
+        Decimal::from_str(&text).map_err(|_| invalid())?
+    } else {
+        // More places than kept: drop digits, rounding half to even.
+        let drop = usize::try_from(-shift - places).map_err(|_| invalid())?;
+        if drop > digits.len() {
+            Decimal::ZERO // the first dropped digit is a leading 0: below half a unit
+        } else {
+            let (kept, dropped) = digits.split_at(digits.len() - drop);
+            let mut units =
+                if kept.is_empty() { Decimal::ZERO } else { Decimal::from_str(kept).map_err(|_| invalid())? };
+            let first = dropped.chars().next().unwrap_or('0');
+            let rest_zero = dropped.chars().skip(1).all(|c| c == '0');
+            let odd = units % Decimal::TWO == Decimal::ONE;
+            if first > '5' || (first == '5' && (!rest_zero || odd)) {
+                units += Decimal::ONE;
+            }
+            units.set_scale(TARIFF_PLACES).map_err(|_| invalid())?;
+            units
+        }
+    };
+    Ok(if negative { -value } else { value }.normalize())
 }
 
 /// Reads the DTO into a start and authorizes what only some roles may ask;
@@ -135,4 +182,30 @@ pub async fn adhoc_start(
         start_session(&state, &caller, body, SessionKind::Adhoc),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reais(text: &str) -> String {
+        let n: serde_json::Number = serde_json::from_str(text).expect("a JSON number");
+        decimal("charger.price", &n).map(|d| d.to_string()).unwrap_or_else(|e| e.message)
+    }
+
+    #[test]
+    fn a_tariff_is_the_numbers_text_rounded_to_six_places_half_to_even() {
+        assert_eq!(reais("1.5"), "1.5");
+        assert_eq!(reais("1.50"), "1.5");
+        assert_eq!(reais("100"), "100");
+        assert_eq!(reais("0"), "0");
+        assert_eq!(reais("2.5e-3"), "0.0025");
+        assert_eq!(reais("1e2"), "100");
+        assert_eq!(reais("5e-324"), "0");
+        assert_eq!(reais("0.0000005"), "0"); // half, even stays
+        assert_eq!(reais("0.0000015"), "0.000002"); // half, odd rounds up
+        assert_eq!(reais("0.00000051"), "0.000001");
+        assert_eq!(reais("1.23456749"), "1.234567");
+        assert_eq!(reais("99.9999999"), "100");
+    }
 }

@@ -63,11 +63,13 @@ pub struct UpdateMappingRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MappingListParams {
     /// Only this station's mapping.
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     pub station_id: Option<i64>,
     /// Only this adapter type.
     #[param(schema_with = crate::openapi::enums::adapter_type)]
     pub adapter_type: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.

@@ -37,11 +37,13 @@ pub(crate) const STATUSES: &[&str] = &[
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectorParams {
     /// Only this station.
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     pub station_id: Option<i64>,
     /// Only this status (OCPP 1.6 or 2.0.1 name: Available, Charging, Faulted, Occupied, …).
     #[param(schema_with = crate::openapi::enums::connector_status)]
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
@@ -55,6 +57,7 @@ pub struct ConnectorParams {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SummaryParams {
     /// Only this station.
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     pub station_id: Option<i64>,
 }
 

@@ -65,6 +65,11 @@ pub struct AmountRequest {
     pub amount: Option<i64>,
 }
 
+/// Void an intent: it always releases everything, so the body is empty (`{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {}
+
 /// Top up a wallet.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -214,6 +219,7 @@ pub struct ListParams {
     /// Only this customer.
     pub customer_id: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.

@@ -115,8 +115,10 @@ pub struct ListParams {
     #[param(schema_with = crate::openapi::enums::terminal_status)]
     pub status: Option<String>,
     /// Only terminals of this station.
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     pub station_id: Option<i64>,
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.

@@ -93,6 +93,7 @@ pub struct ListParams {
     #[param(schema_with = crate::openapi::enums::webhook_status)]
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
@@ -106,6 +107,7 @@ pub struct ListParams {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
