@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 #[path = "http/client.rs"]
 mod client;
+#[path = "http/contract.rs"]
+mod contract;
 #[path = "http/terminals.rs"]
 mod terminals;
 #[path = "http/writes.rs"]

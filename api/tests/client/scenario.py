@@ -14,12 +14,15 @@ from chargeledger_client.api.terminals import get_terminal, list_terminals, regi
 from chargeledger_client.models import (
     AuthorizeRequest,
     ConnectorRequest,
+    ConnectorRequestType,
     CreateIntentRequest,
+    CreateIntentRequestMethod,
     CustomerInput,
     IntentPage,
     IntentView,
     Problem,
     RegisterTerminalRequest,
+    RegisterTerminalRequestOcppVersion,
     TerminalPage,
     TerminalView,
 )
@@ -43,8 +46,8 @@ body = RegisterTerminalRequest(
     station_id=10,
     vendor="ABB",
     model="Terra AC",
-    ocpp_version="1.6",
-    connectors=[ConnectorRequest(id=1, type_="Type2", max_power_w=22000)],
+    ocpp_version=RegisterTerminalRequestOcppVersion("1.6"),
+    connectors=[ConnectorRequest(id=1, type_=ConnectorRequestType.TYPE2, max_power_w=22000)],
     charger_password="a-long-enough-secret-1",
 )
 r = register_terminal.sync_detailed(client=client, body=body, idempotency_key="client-reg-1")
@@ -72,7 +75,7 @@ intent = create.sync_detailed(
     client=client,
     body=CreateIntentRequest(
         amount=5000,
-        method="CREDIT_CARD",
+        method=CreateIntentRequestMethod.CREDIT_CARD,
         customer=CustomerInput(email="driver@company.com", cpf="529.982.247-25"),
     ),
     idempotency_key="client-pi-1",
@@ -91,5 +94,23 @@ intents = list_payment_intents.sync_detailed(client=client, limit=10)
 check("list intents", isinstance(intents.parsed, IntentPage) and intent_id in [str(x.id) for x in intents.parsed.data])
 bad_limit = list_payment_intents.sync_detailed(client=client, limit=201)
 check("limit over the maximum: 422 problem", bad_limit.status_code == 422 and isinstance(bad_limit.parsed, Problem), bad_limit.content)
+
+blank = RegisterTerminalRequest(
+    id="EVSE-CLIENT-2",
+    station_id=10,
+    vendor="   ",
+    model="Terra AC",
+    ocpp_version=RegisterTerminalRequestOcppVersion("2.0.1"),
+    connectors=[ConnectorRequest(id=1, type_=ConnectorRequestType.CCS2, max_power_w=50000)],
+    charger_password="a-long-enough-secret-2",
+)
+refused = register_terminal.sync_detailed(client=client, body=blank, idempotency_key="client-reg-2")
+check(
+    "a blank vendor: 422 naming it",
+    refused.status_code == 422
+    and isinstance(refused.parsed, Problem)
+    and [e.field for e in refused.parsed.errors] == ["vendor"],
+    refused.content,
+)
 
 print(f"{passed} passed")

@@ -42,6 +42,6 @@ async fn a_generated_client_registers_a_terminal_and_pays(pool: PgPool) {
     let out = tokio::time::timeout(std::time::Duration::from_secs(120), run).await.unwrap().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "scenario failed:\n{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.trim_end().ends_with("13 passed"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("14 passed"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

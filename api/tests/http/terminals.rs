@@ -164,7 +164,11 @@ async fn invalid_input_gets_problem_json_and_changes_nothing(pool: PgPool) {
     missing.as_object_mut().unwrap().remove("vendor");
     let (status, body) = json_of(app.post("/v1/terminals", &token, &missing).send().await.unwrap()).await;
     assert_eq!(status, 422);
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("vendor"), "{body}");
+    assert_eq!(
+        (body["errors"][0]["field"].as_str(), body["errors"][0]["message"].as_str()),
+        (Some("vendor"), Some("is required")),
+        "{body}"
+    );
 
     let mut wrong_type = terminal("EVSE-9", 1);
     wrong_type["connectors"][1]["maxPowerW"] = json!("fast");
@@ -200,6 +204,65 @@ async fn invalid_input_gets_problem_json_and_changes_nothing(pool: PgPool) {
     let count: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.running.state.pool).await.unwrap();
     assert_eq!(count, 0, "rejected requests append nothing");
+}
+
+/// The body is checked against the document before any handler runs
+/// (ADR 0022): every rule of the schema is a 422 naming the field, a NUL
+/// anywhere (even deep in a free-form OCPP payload) is a 422 naming its path,
+/// a whole number written `2.0` is the integer, and nothing refused appends.
+#[sqlx::test(migrations = "../migrations")]
+async fn bodies_are_held_to_the_document(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let token = app.token(Uuid::new_v4(), Role::Admin);
+    let fields = |body: &Value| -> Vec<String> {
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
+    };
+    let post = |path: &str, body: Value| app.post(path, &token, &body).send();
+
+    // Schema rules the handlers never look at themselves.
+    let mut bad = terminal("EVSE-DOC", 1);
+    bad["vendor"] = json!(" \t ");
+    bad["ocppVersion"] = json!("1.5");
+    bad["connectors"][0]["type"] = json!("Schuko");
+    let (status, body) = json_of(post("/v1/terminals", bad).await.unwrap()).await;
+    assert_eq!(
+        (status, fields(&body)),
+        (422, vec!["vendor".into(), "ocppVersion".into(), "connectors[0].type".into()]),
+        "{body}"
+    );
+    // A rule between fields, in its own words, once the fields are right.
+    let mut zero = terminal("EVSE-DOC", 1);
+    zero["securityProfile"] = json!(0);
+    let (status, body) = json_of(post("/v1/terminals", zero).await.unwrap()).await;
+    assert_eq!((status, fields(&body)), (422, vec!["chargerPassword".into()]), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("profile 0"), "{body}");
+
+    // NUL: in a typed field, and deep inside a free-form payload.
+    let mut nul = terminal("EVSE-DOC", 1);
+    nul["model"] = json!("Terra\u{0}AC");
+    let (status, body) = json_of(post("/v1/terminals", nul).await.unwrap()).await;
+    assert_eq!((status, fields(&body)), (422, vec!["model".into()]), "{body}");
+    let command = json!({"action": "DataTransfer", "payload": {"vendorId": "acme", "data": ["ok", {"k": "a\u{0}b"}]}});
+    let (status, body) = json_of(post("/v1/terminals/EVSE-DOC/commands", command).await.unwrap()).await;
+    assert_eq!((status, fields(&body)), (422, vec!["payload.data[1].k".into()]), "{body}");
+
+    // `2.0` is the integer 2; `2.5` is not an integer.
+    let mut whole = terminal("EVSE-DOC", 1);
+    whole["stationId"] = json!(2.0);
+    let (status, body) = json_of(post("/v1/terminals", whole).await.unwrap()).await;
+    assert_eq!((status, body["stationId"].as_i64()), (201, Some(2)), "{body}");
+    let mut fraction = terminal("EVSE-DOC-2", 1);
+    fraction["stationId"] = json!(2.5);
+    let (status, body) = json_of(post("/v1/terminals", fraction).await.unwrap()).await;
+    assert_eq!((status, fields(&body)), (422, vec!["stationId".into()]), "{body}");
+    let (status, _) = json_of(app.get("/v1/terminals?stationId=2.0&limit=1e1", &token).send().await.unwrap()).await;
+    assert_eq!(status, 200, "whole numbers in the query too");
+
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id <> 'terminal-EVSE-DOC'")
+        .fetch_one(&app.running.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "only the one accepted registration appended");
 }
 
 #[sqlx::test(migrations = "../migrations")]
