@@ -125,18 +125,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonCommand<T> {
         })?;
         let mut value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")).into_response())?;
-        let fingerprint = fingerprint(&state.config.fingerprint_key(), &parts.method, parts.uri.path(), &value);
         let nul = crate::openapi::bodies::nul_paths(&value);
         if !nul.is_empty() {
             return Err(ApiError::Validation(nul).into_response());
         }
         if let Some(route) = parts.extensions.get::<MatchedPath>() {
-            let errors = crate::openapi::bodies::violations(&parts.method, route.as_str(), &value);
+            let role = parts.extensions.get::<Caller>().map(|c| c.role.as_str());
+            let errors = crate::openapi::bodies::violations(&parts.method, route.as_str(), &value, role);
             if !errors.is_empty() {
                 return Err(ApiError::Validation(errors).into_response());
             }
         }
+        // `5000.0` and `5000` are the same request: normalized before the fingerprint.
         crate::openapi::bodies::whole_numbers_as_integers(&mut value);
+        let fingerprint = fingerprint(&state.config.fingerprint_key(), &parts.method, parts.uri.path(), &value);
         let body = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "body".to_owned() } else { path };

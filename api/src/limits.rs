@@ -18,7 +18,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{auth::Caller, error::Problem, state::AppState};
+use crate::{
+    auth::Caller,
+    error::{ApiError, Problem},
+    state::AppState,
+};
 
 /// Buckets kept at most; beyond it full (idle) buckets are dropped first.
 const MAX_BUCKETS: usize = 100_000;
@@ -156,6 +160,11 @@ pub async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
         return too_large(max);
+    }
+    // U+0000 cannot reach Postgres (it refuses it in text): a query holding
+    // one is refused here, for every route, as bodies are in JsonCommand.
+    if req.uri().query().is_some_and(|q| q.to_ascii_lowercase().contains("%00")) {
+        return ApiError::Validation(vec![domain::FieldError::new("query", "must not hold U+0000")]).into_response();
     }
     let (mut parts, body) = req.into_parts();
     let has_credentials = parts.headers.contains_key(header::AUTHORIZATION) || parts.headers.contains_key("x-api-key");

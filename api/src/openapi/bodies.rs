@@ -129,7 +129,11 @@ fn field_of(pointer: &str) -> String {
 /// What the document says is wrong with `body` for this route: one field error
 /// per violation (at most 20), empty when the body conforms or the route has
 /// no body schema.
-pub fn violations(method: &Method, template: &str, body: &Value) -> Vec<FieldError> {
+///
+/// `role` is the caller's (`driver`, …): a rule between fields may be waived
+/// for a role (`x-rule.waivedFor`), such as a WALLET payment's customer, which
+/// for a driver is its own, from its token.
+pub fn violations(method: &Method, template: &str, body: &Value, role: Option<&str>) -> Vec<FieldError> {
     let Some(validator) = bodies().routes.get(&key(method.as_str(), template)) else { return Vec::new() };
     // Field errors first; a rule between fields (`not` of violations) is said
     // only when none of the fields of its object is wrong in itself.
@@ -139,7 +143,7 @@ pub fn violations(method: &Method, template: &str, body: &Value) -> Vec<FieldErr
         let field = field_of(error.instance_path.as_str());
         if let ValidationErrorKind::Not { schema } = &error.kind {
             let instance = body.pointer(error.instance_path.as_str()).unwrap_or(body);
-            between.push((field.clone(), explain(schema, instance, &field)));
+            between.push((field.clone(), explain(schema, instance, &field, role)));
             continue;
         }
         let mut field = field;
@@ -186,12 +190,22 @@ fn push_once(errors: &mut Vec<FieldError>, error: FieldError) {
 
 /// The violations (`anyOf` of a `not`) `instance` matches, each as its
 /// `x-rule` says: the field to name and why.
-fn explain(not: &Value, instance: &Value, field: &str) -> Vec<FieldError> {
+fn explain(not: &Value, instance: &Value, field: &str, role: Option<&str>) -> Vec<FieldError> {
     let prefixed = |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
     let violations = not.get("anyOf").and_then(Value::as_array).cloned().unwrap_or_default();
-    let found: Vec<FieldError> = violations
+    let matched: Vec<&Value> = violations
         .iter()
         .filter(|violation| jsonschema::validator_for(violation).is_ok_and(|v| v.is_valid(instance)))
+        .collect();
+    let waived = |violation: &&Value| {
+        role.is_some_and(|role| violation.pointer("/x-rule/waivedFor").and_then(Value::as_str) == Some(role))
+    };
+    if !matched.is_empty() && matched.iter().all(waived) {
+        return Vec::new();
+    }
+    let found: Vec<FieldError> = matched
+        .iter()
+        .filter(|violation| !waived(violation))
         .filter_map(|violation| {
             let rule = violation.get("x-rule")?;
             Some(FieldError::new(prefixed(rule.get("field")?.as_str()?), rule.get("message")?.as_str()?))
@@ -321,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_violation_names_its_field_as_serde_would() {
-        let errors = violations(&Method::POST, "/v1/terminals", &json!({"id": "A", "connectors": [{"id": "x"}]}));
+        let errors = violations(&Method::POST, "/v1/terminals", &json!({"id": "A", "connectors": [{"id": "x"}]}), None);
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"stationId"), "{fields:?}");
         assert!(fields.contains(&"connectors[0].id"), "{fields:?}");
@@ -331,19 +345,21 @@ mod tests {
     fn a_rule_between_fields_is_said_in_its_own_words() {
         let terminal = json!({"id": "A", "stationId": 1, "vendor": "v", "model": "m", "ocppVersion": "1.6",
             "connectors": [{"id": 1, "type": "CCS2", "maxPowerW": 1}]});
-        let errors = violations(&Method::POST, "/v1/terminals", &terminal);
+        let errors = violations(&Method::POST, "/v1/terminals", &terminal, None);
         assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["chargerPassword"], "{errors:?}");
         let start = json!({"stationId": 1, "connectorId": 1, "amount": 100, "email": "a@b.co", "method": "CREDIT_CARD",
             "charger": {"price": 1, "fixed_connection_cost": 0}, "chargePointId": "CP-1"});
-        let errors = violations(&Method::POST, "/charge/start", &start);
+        let errors = violations(&Method::POST, "/charge/start", &start, None);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(
             (errors[0].field.as_str(), errors[0].message.as_str()),
             ("cardToken", "is required for CREDIT_CARD: the card token")
         );
         let wallet = json!({"amount": 100, "method": "WALLET", "customer": {"name": "Ana"}});
-        let errors = violations(&Method::POST, "/v1/payment-intents", &wallet);
+        let errors = violations(&Method::POST, "/v1/payment-intents", &wallet, Some("operator"));
         assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["customer.customerId"], "{errors:?}");
+        // A driver's wallet is its own: the handler takes the customer from its token.
+        assert!(violations(&Method::POST, "/v1/payment-intents", &wallet, Some("driver")).is_empty());
     }
 
     #[test]

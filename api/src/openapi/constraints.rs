@@ -73,13 +73,19 @@ fn token(max: u64) -> Value {
     json!({"minLength": 1, "maxLength": max, "pattern": "^[!-~]+$"})
 }
 
-/// An e-mail address: a dot-atom local part, `@`, a dotted host name of
-/// letters, digits and hyphens; at most 254 characters. The pattern is the
+/// An e-mail address: a dot-atom local part (ASCII atext or any non-ASCII
+/// letter), `@`, a dotted host name (letters, digits, `-`, `_`, non-ASCII
+/// for internationalized domains); at most 254 characters. The pattern is the
 /// whole rule (no `format`, whose implementations differ between validators).
 fn email() -> Value {
+    // Non-ASCII but not white space (Unicode White_Space, as `char::is_whitespace`).
+    const WIDE: &str =
+        r"\u00a1-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e\u2060-\u2fff\u3001-\ud7ff\ue000-\uffff";
+    let atom = format!(r"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{WIDE}-]+");
+    let label = format!(r"[A-Za-z0-9_{WIDE}]([A-Za-z0-9_{WIDE}-]*[A-Za-z0-9_{WIDE}])?");
     json!({
         "maxLength": 254,
-        "pattern": r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+        "pattern": format!(r"^{atom}(\.{atom})*@{label}(\.{label})+$"),
     })
 }
 
@@ -350,6 +356,18 @@ pub fn apply(document: &mut Value) -> Vec<String> {
     missing
 }
 
+/// A rule a driver need not follow: its WALLET customer is itself, taken from
+/// its token (`x-rule.waivedFor`, read by [`super::bodies::violations`]).
+fn waived_for_drivers(mut violation: Value) -> Value {
+    if let Some(Value::Object(rule)) = violation.get_mut("x-rule") {
+        rule.insert("waivedFor".to_owned(), json!("driver"));
+        if let Some(Value::String(message)) = rule.get_mut("message") {
+            message.push_str("; a driver's is its own, from its token");
+        }
+    }
+    violation
+}
+
 /// Rules between fields of one body, where JSON Schema can say them.
 ///
 /// Each is written as a violation the body must not match: the object gets
@@ -398,16 +416,19 @@ fn cross_field_rules(schemas: &mut Map<String, Value>) {
         vec![
             needs(&["CREDIT_CARD"], "cardToken", "the card token"),
             needs(&["GOOGLE_PAY", "APPLE_PAY"], "networkToken", "the encrypted wallet payload (an object)"),
-            needs(&["WALLET"], "customerId", "the wallet's customer"),
+            waived_for_drivers(needs(&["WALLET"], "customerId", "the wallet's customer")),
         ],
     );
-    // A WALLET intent names its customer.
+    // A WALLET intent names its customer (a driver's is its own, from its token).
     forbid(
         schemas,
         "CreateIntentRequest",
         vec![json!({"required": ["method"],
                     "properties": {"method": {"const": "WALLET"}, "customer": {"properties": {"customerId": {"type": "null"}}}},
-                    "x-rule": rule("customer.customerId", "is required for WALLET (the wallet's customer)")})],
+                    "x-rule": rule("customer.customerId", "is required for WALLET (the wallet's customer)")})]
+        .into_iter()
+        .map(waived_for_drivers)
+        .collect(),
     );
 }
 

@@ -258,11 +258,39 @@ async fn bodies_are_held_to_the_document(pool: PgPool) {
     let (status, _) = json_of(app.get("/v1/terminals?stationId=2.0&limit=1e1", &token).send().await.unwrap()).await;
     assert_eq!(status, 200, "whole numbers in the query too");
 
+    // NUL in a query string: 422, not a database error.
+    let (status, body) = json_of(app.get("/v1/payment-intents?customerId=a%00b", &token).send().await.unwrap()).await;
+    assert_eq!((status, fields(&body)), (422, vec!["query".into()]), "{body}");
+
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id <> 'terminal-EVSE-DOC'")
         .fetch_one(&app.running.state.pool)
         .await
         .unwrap();
     assert_eq!(count, 0, "only the one accepted registration appended");
+
+    // A driver's WALLET payment names no customer: its own, from its token.
+    let company = Uuid::new_v4();
+    let driver = app.token(company, Role::Driver);
+    let operator = app.token(company, Role::Operator);
+    let wallet = json!({"amount": 100, "method": "WALLET"});
+    let (status, body) = json_of(app.post("/v1/payment-intents", &driver, &wallet).send().await.unwrap()).await;
+    assert_eq!((status, body["customer"]["customerId"].as_str()), (201, Some("tester")), "{body}");
+    let (status, body) = json_of(app.post("/v1/payment-intents", &operator, &wallet).send().await.unwrap()).await;
+    assert_eq!((status, fields(&body)), (422, vec!["customer.customerId".into()]), "{body}");
+
+    // `5000.0` and `5000` under one Idempotency-Key are one request (replayed, not "key reused").
+    let send = |amount: Value| {
+        app.post("/v1/payment-intents", &operator, &json!({"amount": amount, "method": "PIX"}))
+            .header("Idempotency-Key", "same-amount")
+            .send()
+    };
+    let first = send(json!(5000.0)).await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    let again = send(json!(5000)).await.unwrap();
+    assert_eq!(
+        (again.status().as_u16(), again.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok())),
+        (201, Some("true"))
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -51,7 +51,7 @@ pub fn email_valid(raw: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !raw.chars().any(char::is_whitespace)
-        && raw.len() <= 254
+        && raw.chars().count() <= 254
 }
 
 fn check_customer(v: &mut Validator, customer: &Customer, method: PaymentMethod) {
