@@ -67,19 +67,19 @@ struct Bodies {
 
 fn build() -> Result<Bodies, String> {
     let document = crate::openapi::document();
+    let resource = Resource::from_contents(document.clone()).map_err(|e| e.to_string())?;
     let mut routes = HashMap::new();
-    let paths = document.get("paths").and_then(Value::as_object).cloned().unwrap_or_default();
-    for (path, item) in &paths {
+    let Some(paths) = document.get("paths").and_then(Value::as_object) else { return Ok(Bodies { routes }) };
+    for (path, item) in paths {
         let Some(item) = item.as_object() else { continue };
         for (method, operation) in item {
             let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema") else { continue };
             let mut schema = schema.clone();
             anchor_refs(&mut schema);
-            let resource = Resource::from_contents(document.clone()).map_err(|e| e.to_string())?;
             let validator = jsonschema::options()
                 .with_draft(Draft::Draft202012)
                 .should_validate_formats(true)
-                .with_resource(DOCUMENT, resource)
+                .with_resource(DOCUMENT, resource.clone())
                 .build(&schema)
                 .map_err(|e| format!("{method} {path}: {e}"))?;
             routes.insert(key(method, path), validator);

@@ -22,78 +22,12 @@ use domain::{
 };
 use serde_json::{json, Map, Value};
 
-/// Characters no text field may hold: C0 and C1 controls but tab and line feed.
-const CONTROLS: &str = r"\u0000-\u0008\u000b-\u001f\u007f-\u009f";
-/// A character that is neither a control nor white space (Unicode White_Space,
-/// what Rust's `str::trim` strips; spelled out because `\s` differs between
-/// regex engines).
-const VISIBLE: &str = r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+mod between;
+mod shapes;
 
-/// The shape of a terminal (charge point) id: `TerminalId::is_shaped`.
-pub const TERMINAL_ID: &str = "^[A-Za-z0-9._:-]{1,48}$";
-
-/// The words for a pattern of this file, for a field error (a person reads
-/// "not blank, no control characters" better than the regular expression).
-pub fn pattern_in_words(pattern: &str) -> Option<&'static str> {
-    let text = format!("^[^{CONTROLS}]*{VISIBLE}[^{CONTROLS}]*$");
-    let free = format!("^[^{CONTROLS}]*$");
-    let email = email();
-    let cpf = cpf();
-    Some(match pattern {
-        p if p == text => "must be text that is not blank and holds no control characters (tab and line feed aside)",
-        p if p == free => "must hold no control characters (tab and line feed aside)",
-        "^[!-~]+$" => "must be visible ASCII characters",
-        "^[ -~]+$" | "^[ -~]{16,40}$" => "must be printable ASCII characters (16 to 40 for a password)",
-        TERMINAL_ID => "must be 1 to 48 characters from A-Z, a-z, 0-9, '.', '_', '-', ':'",
-        p if Some(p) == email["pattern"].as_str() => "must be an e-mail address (name@host.domain)",
-        p if Some(p) == cpf["pattern"].as_str() => "must be a CPF: 11 digits, optionally as 000.000.000-00",
-        p if p == webhook_url() => "must be an http:// or https:// URL with a host name or IPv4 address",
-        _ => return None,
-    })
-}
-
-/// `^…$` text of 1 to `max` characters, not blank, without control characters
-/// but tab and line feed (`domain::terminal::decide::text_ok`).
-fn text(max: u64) -> Value {
-    json!({
-        "minLength": 1,
-        "maxLength": max,
-        "pattern": format!("^[^{CONTROLS}]*{VISIBLE}[^{CONTROLS}]*$"),
-    })
-}
-
-/// Free text of at most `max` characters (may be empty), without control
-/// characters but tab and line feed.
-fn free_text(max: u64) -> Value {
-    json!({"maxLength": max, "pattern": format!("^[^{CONTROLS}]*$")})
-}
-
-/// A token or key of 1 to `max` visible ASCII characters.
-fn token(max: u64) -> Value {
-    json!({"minLength": 1, "maxLength": max, "pattern": "^[!-~]+$"})
-}
-
-/// An e-mail address: a dot-atom local part (ASCII atext or any non-ASCII
-/// letter), `@`, a dotted host name (letters, digits, `-`, `_`, non-ASCII
-/// for internationalized domains); at most 254 characters. The pattern is the
-/// whole rule (no `format`, whose implementations differ between validators).
-fn email() -> Value {
-    // Non-ASCII but not white space (Unicode White_Space, as `char::is_whitespace`).
-    const WIDE: &str =
-        r"\u00a1-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e\u2060-\u2fff\u3001-\ud7ff\ue000-\uffff";
-    let atom = format!(r"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{WIDE}-]+");
-    let label = format!(r"[A-Za-z0-9_{WIDE}]([A-Za-z0-9_{WIDE}-]*[A-Za-z0-9_{WIDE}])?");
-    json!({
-        "maxLength": 254,
-        "pattern": format!(r"^{atom}(\.{atom})*@{label}(\.{label})+$"),
-    })
-}
-
-/// A CPF: 11 digits, optionally punctuated `000.000.000-00`; the check
-/// digits are verified by the server (422), which no schema can say.
-fn cpf() -> Value {
-    json!({"pattern": r"^[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2}$", "format": "cpf"})
-}
+pub use self::shapes::pattern_in_words;
+pub use self::shapes::TERMINAL_ID;
+use self::shapes::{cpf, email, free_text, text, token, webhook_url};
 
 fn range(min: i64, max: i64) -> Value {
     json!({"minimum": min, "maximum": max})
@@ -168,19 +102,6 @@ fn actions() -> Vec<String> {
         }
     }
     all
-}
-
-/// A webhook target: `http(s)://`, a host name (labels of letters, digits
-/// and hyphens, the last one starting with a letter) or a dotted IPv4
-/// address, an optional port, then any visible ASCII. No credentials, no
-/// IPv6 literal. Whether the deployment lets it point at a private address or
-/// that port is its target policy (`CHARGELEDGER_WEBHOOK_*`, 422).
-fn webhook_url() -> String {
-    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
-    let last = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
-    let octet = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
-    let port = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
-    format!("^[Hh][Tt][Tt][Pp][Ss]?://(({label}\\.)*{last}|{octet}(\\.{octet}){{3}})(:{port})?([/?#][!-~]*)?$")
 }
 
 /// `(schema, property, keywords)`: the keywords are merged into the property.
@@ -336,7 +257,7 @@ pub fn apply(document: &mut Value) -> Vec<String> {
             _ => missing.push(format!("{schema}.{name}")),
         }
     }
-    cross_field_rules(schemas);
+    between::cross_field_rules(schemas);
     // `/charge/start` takes the ad-hoc start's body, and must name its charger:
     // a schema of its own (not an `allOf`, which generators cannot merge with
     // the `oneOf` above).
@@ -354,82 +275,6 @@ pub fn apply(document: &mut Value) -> Vec<String> {
         None => missing.push("POST /charge/start".to_owned()),
     }
     missing
-}
-
-/// A rule a driver need not follow: its WALLET customer is itself, taken from
-/// its token (`x-rule.waivedFor`, read by [`super::bodies::violations`]).
-fn waived_for_drivers(mut violation: Value) -> Value {
-    if let Some(Value::Object(rule)) = violation.get_mut("x-rule") {
-        rule.insert("waivedFor".to_owned(), json!("driver"));
-        if let Some(Value::String(message)) = rule.get_mut("message") {
-            message.push_str("; a driver's is its own, from its token");
-        }
-    }
-    violation
-}
-
-/// Rules between fields of one body, where JSON Schema can say them.
-///
-/// Each is written as a violation the body must not match: the object gets
-/// `not: {anyOf: [violation, …]}`, and each violation carries `x-rule` (the
-/// field to name and why) for the field error. Not `oneOf` or `if`/`then`:
-/// client generators turn an object with a `oneOf` into a union of its
-/// branches (losing its properties), and fuzzers read `if`/`then` less
-/// reliably; `not` is ignored by the one and well understood by the other.
-fn cross_field_rules(schemas: &mut Map<String, Value>) {
-    let forbid = |schemas: &mut Map<String, Value>, schema: &str, violations: Vec<Value>| {
-        if let Some(Value::Object(target)) = schemas.get_mut(schema) {
-            target.insert("not".to_owned(), json!({"anyOf": violations}));
-        }
-    };
-    let rule = |field: &str, message: &str| json!({"field": field, "message": message});
-    // A password with profile 1 or 2 (absent means 1); profile 0 without one.
-    let credentials = |password: &str| {
-        vec![
-            json!({"required": ["securityProfile", password],
-                   "properties": {"securityProfile": {"const": 0}, password: {"type": "string"}},
-                   "x-rule": rule(password, "must be absent for security profile 0 (no credentials)")}),
-            json!({"properties": {password: {"type": "null"}, "securityProfile": {"enum": [1, 2, null]}},
-                   "x-rule": rule(password, "is required (16 to 40 characters), unless securityProfile is 0 \
-                       (no credentials), which must then be given explicitly")}),
-        ]
-    };
-    forbid(schemas, "RegisterTerminalRequest", credentials("chargerPassword"));
-    forbid(schemas, "ChargerPasswordRequest", credentials("password"));
-    // A heartbeat is of severity info.
-    forbid(
-        schemas,
-        "HealthEventRequest",
-        vec![json!({"required": ["kind", "severity"],
-                    "properties": {"kind": {"const": "heartbeat"}, "severity": {"enum": ["warning", "error", "critical"]}},
-                    "x-rule": rule("severity", "a heartbeat has severity info")})],
-    );
-    // What a payment method needs from the same body (absent or null is missing).
-    let needs = |methods: &[&str], field: &str, what: &str| {
-        json!({"required": ["method"], "properties": {"method": {"enum": methods}, field: {"type": "null"}},
-               "x-rule": rule(field, &format!("is required for {}: {what}", methods.join(" and ")))})
-    };
-    forbid(schemas, "TopUpRequest", vec![needs(&["CREDIT_CARD"], "cardToken", "the card token")]);
-    forbid(
-        schemas,
-        "StartChargeDto",
-        vec![
-            needs(&["CREDIT_CARD"], "cardToken", "the card token"),
-            needs(&["GOOGLE_PAY", "APPLE_PAY"], "networkToken", "the encrypted wallet payload (an object)"),
-            waived_for_drivers(needs(&["WALLET"], "customerId", "the wallet's customer")),
-        ],
-    );
-    // A WALLET intent names its customer (a driver's is its own, from its token).
-    forbid(
-        schemas,
-        "CreateIntentRequest",
-        vec![json!({"required": ["method"],
-                    "properties": {"method": {"const": "WALLET"}, "customer": {"properties": {"customerId": {"type": "null"}}}},
-                    "x-rule": rule("customer.customerId", "is required for WALLET (the wallet's customer)")})]
-        .into_iter()
-        .map(waived_for_drivers)
-        .collect(),
-    );
 }
 
 #[cfg(test)]

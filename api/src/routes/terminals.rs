@@ -123,7 +123,7 @@ pub async fn register(
 
 /// The shape of a terminals cursor (`TerminalId::is_shaped`): every such
 /// string is a position, the ids after it.
-pub(crate) const CURSOR_PATTERN: &str = "^[A-Za-z0-9._:-]{1,48}$";
+pub(crate) const CURSOR_PATTERN: &str = crate::openapi::constraints::TERMINAL_ID;
 
 /// List terminals (filters: status, station; cursor pagination).
 #[utoipa::path(

@@ -41,15 +41,19 @@ def check(what, ok, detail=""):
 base_url, token = sys.argv[1], sys.argv[2]
 client = AuthenticatedClient(base_url=base_url, token=token, raise_on_unexpected_status=True)
 
-body = RegisterTerminalRequest(
-    id="EVSE-CLIENT-1",
-    station_id=10,
-    vendor="ABB",
-    model="Terra AC",
-    ocpp_version=RegisterTerminalRequestOcppVersion("1.6"),
-    connectors=[ConnectorRequest(id=1, type_=ConnectorRequestType.TYPE2, max_power_w=22000)],
-    charger_password="a-long-enough-secret-1",
-)
+def terminal(id_, vendor, version, connector_type, power_w, password):
+    return RegisterTerminalRequest(
+        id=id_,
+        station_id=10,
+        vendor=vendor,
+        model="Terra AC",
+        ocpp_version=RegisterTerminalRequestOcppVersion(version),
+        connectors=[ConnectorRequest(id=1, type_=connector_type, max_power_w=power_w)],
+        charger_password=password,
+    )
+
+
+body = terminal("EVSE-CLIENT-1", "ABB", "1.6", ConnectorRequestType.TYPE2, 22000, "a-long-enough-secret-1")
 r = register_terminal.sync_detailed(client=client, body=body, idempotency_key="client-reg-1")
 check("register: 201 TerminalView", r.status_code == 201 and isinstance(r.parsed, TerminalView), r.content)
 check("register: the terminal", r.parsed.id == "EVSE-CLIENT-1" and r.parsed.has_password)
@@ -95,15 +99,7 @@ check("list intents", isinstance(intents.parsed, IntentPage) and intent_id in [s
 bad_limit = list_payment_intents.sync_detailed(client=client, limit=201)
 check("limit over the maximum: 422 problem", bad_limit.status_code == 422 and isinstance(bad_limit.parsed, Problem), bad_limit.content)
 
-blank = RegisterTerminalRequest(
-    id="EVSE-CLIENT-2",
-    station_id=10,
-    vendor="   ",
-    model="Terra AC",
-    ocpp_version=RegisterTerminalRequestOcppVersion("2.0.1"),
-    connectors=[ConnectorRequest(id=1, type_=ConnectorRequestType.CCS2, max_power_w=50000)],
-    charger_password="a-long-enough-secret-2",
-)
+blank = terminal("EVSE-CLIENT-2", "   ", "2.0.1", ConnectorRequestType.CCS2, 50000, "a-long-enough-secret-2")
 refused = register_terminal.sync_detailed(client=client, body=blank, idempotency_key="client-reg-2")
 check(
     "a blank vendor: 422 naming it",
